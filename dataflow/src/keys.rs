@@ -1,0 +1,109 @@
+//! The records of KeysReader, built from what the module read out of the keyspace.
+
+use crate::record::Record;
+
+/// A key's value as the module read it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyValue {
+    String(Vec<u8>),
+    /// Field/value pairs in the order HGETALL returned them.
+    Hash(Vec<(Vec<u8>, Vec<u8>)>),
+    /// Elements head to tail.
+    List(Vec<Vec<u8>>),
+    Set,
+    ZSet,
+    Module,
+    Stream,
+    /// The key does not exist.
+    Empty,
+}
+
+impl KeyValue {
+    /// The `'type'` of the record. A stream reads `unknown`: RedisGears' type switch has no
+    /// stream case, and users' scripts see that name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            KeyValue::String(_) => "string",
+            KeyValue::Hash(_) => "hash",
+            KeyValue::List(_) => "list",
+            KeyValue::Set => "set",
+            KeyValue::ZSet => "zset",
+            KeyValue::Module => "module",
+            KeyValue::Stream => "unknown",
+            KeyValue::Empty => "empty",
+        }
+    }
+
+    fn into_record(self) -> Record {
+        match self {
+            KeyValue::String(s) => Record::String(s),
+            KeyValue::Hash(fields) => Record::HashSet(
+                fields
+                    .into_iter()
+                    .map(|(f, v)| (f, Record::String(v)))
+                    .collect(),
+            ),
+            KeyValue::List(items) => Record::List(items.into_iter().map(Record::String).collect()),
+            _ => Record::Null,
+        }
+    }
+}
+
+/// A KeysReader record: `event` and `key`, plus `type` and `value` when the value was read
+/// (`value` is `None` when values are not read). Fields are in the order RedisGears' dict
+/// iteration gives them, which `str(record)` makes visible: `event, key, type, value`.
+pub fn key_record(key: Vec<u8>, value: Option<KeyValue>, event: Option<&str>) -> Record {
+    let event = event.map_or(Record::Null, Record::string);
+    let mut fields = vec![
+        (b"event".to_vec(), event),
+        (b"key".to_vec(), Record::String(key)),
+    ];
+    if let Some(value) = value {
+        fields.push((b"type".to_vec(), Record::string(value.type_name())));
+        fields.push((b"value".to_vec(), value.into_record()));
+    }
+    Record::HashSet(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_without_value_has_only_event_and_key() {
+        let r = key_record(b"x".to_vec(), None, None);
+        assert_eq!(
+            r,
+            Record::HashSet(vec![
+                (b"event".to_vec(), Record::Null),
+                (b"key".to_vec(), Record::string("x")),
+            ])
+        );
+    }
+
+    #[test]
+    fn record_with_value_orders_event_key_type_value() {
+        let r = key_record(
+            b"x".to_vec(),
+            Some(KeyValue::String(b"1".to_vec())),
+            Some("set"),
+        );
+        assert_eq!(
+            r,
+            Record::HashSet(vec![
+                (b"event".to_vec(), Record::string("set")),
+                (b"key".to_vec(), Record::string("x")),
+                (b"type".to_vec(), Record::string("string")),
+                (b"value".to_vec(), Record::string("1")),
+            ])
+        );
+    }
+
+    #[test]
+    fn stream_reads_as_unknown_with_no_value() {
+        let r = key_record(b"s".to_vec(), Some(KeyValue::Stream), None);
+        let Record::HashSet(fields) = r else { panic!() };
+        assert_eq!(fields[2].1, Record::string("unknown"));
+        assert_eq!(fields[3].1, Record::Null);
+    }
+}

@@ -1,0 +1,54 @@
+//! The RG.* commands. Each handler returns a [`Reply`]; [`guarded`] writes it and turns a panic
+//! into an error reply, so nothing unwinds into Redis.
+
+pub mod config;
+pub mod execute;
+pub mod executions;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use redis_module::{raw, Context, RedisResult, RedisString, RedisValue};
+
+use crate::reply::Reply;
+
+/// What a handler answers.
+pub enum Answer {
+    Reply(Reply),
+    WrongArity,
+    /// The client was blocked; the reply comes later.
+    Blocked,
+}
+
+impl From<Reply> for Answer {
+    fn from(r: Reply) -> Answer {
+        Answer::Reply(r)
+    }
+}
+
+pub fn guarded(
+    ctx: &Context,
+    args: Vec<RedisString>,
+    handler: fn(&Context, Vec<RedisString>) -> Answer,
+) -> RedisResult {
+    match catch_unwind(AssertUnwindSafe(|| handler(ctx, args))) {
+        Ok(Answer::Reply(reply)) => reply.write(ctx),
+        Ok(Answer::WrongArity) => {
+            // SAFETY: a command context on the main thread.
+            unsafe {
+                raw::RedisModule_WrongArity.unwrap()(ctx.ctx);
+            }
+        }
+        Ok(Answer::Blocked) => {}
+        Err(_) => {
+            Reply::error("ERR internal error in the gears module (the server is fine)").write(ctx)
+        }
+    }
+    Ok(RedisValue::NoReply)
+}
+
+/// Arguments as text, for commands whose arguments are names and numbers.
+pub fn text_args(args: &[RedisString]) -> Vec<String> {
+    args.iter()
+        .map(|a| String::from_utf8_lossy(a.as_slice()).into_owned())
+        .collect()
+}

@@ -1,0 +1,175 @@
+//! The process-wide executions table: what RG.GETRESULTS, RG.DUMPEXECUTIONS and the blocked
+//! RG.PYEXECUTE client see of an execution running on the worker threads.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::Duration;
+
+use dataflow::Status;
+
+use crate::reply::Reply;
+
+/// What a finished execution produced, already in reply form (converted on the worker, under
+/// the GIL, so that replying needs no Python).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub results: Vec<Reply>,
+    pub errors: Vec<String>,
+}
+
+impl Outcome {
+    /// `[[results...], [errors...]]`, errors as bulk strings.
+    pub fn reply(&self) -> Reply {
+        Reply::Array(vec![
+            Reply::Array(self.results.clone()),
+            Reply::Array(
+                self.errors
+                    .iter()
+                    .map(|e| Reply::bulk(e.as_str()))
+                    .collect(),
+            ),
+        ])
+    }
+}
+
+type Waiter = Box<dyn FnOnce(&Outcome) + Send>;
+
+struct EntryState {
+    status: Status,
+    outcome: Option<Arc<Outcome>>,
+    waiters: Vec<Waiter>,
+    total_duration: Duration,
+}
+
+/// One execution as the commands see it.
+pub struct ExecutionEntry {
+    pub id: String,
+    abort: Arc<AtomicBool>,
+    state: Mutex<EntryState>,
+}
+
+impl ExecutionEntry {
+    fn lock(&self) -> MutexGuard<'_, EntryState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn status(&self) -> Status {
+        self.lock().status
+    }
+
+    pub fn outcome(&self) -> Option<Arc<Outcome>> {
+        self.lock().outcome.clone()
+    }
+
+    pub fn set_running(&self) {
+        let mut state = self.lock();
+        if state.status == Status::Created {
+            state.status = Status::Running;
+        }
+    }
+
+    /// Asks the execution to stop at its next record.
+    pub fn request_abort(&self) {
+        self.abort.store(true, Ordering::SeqCst);
+    }
+
+    /// Records the end of the execution and runs whoever waited for it.
+    pub fn finish(&self, status: Status, outcome: Outcome, total_duration: Duration) {
+        let outcome = Arc::new(outcome);
+        let waiters = {
+            let mut state = self.lock();
+            state.status = status;
+            state.total_duration = total_duration;
+            state.outcome = Some(outcome.clone());
+            std::mem::take(&mut state.waiters)
+        };
+        for waiter in waiters {
+            waiter(&outcome);
+        }
+    }
+
+    /// Runs `waiter` once the execution finished: now if it already has.
+    pub fn when_done(&self, waiter: impl FnOnce(&Outcome) + Send + 'static) {
+        let done = {
+            let mut state = self.lock();
+            match &state.outcome {
+                Some(outcome) => Some(outcome.clone()),
+                None => {
+                    state.waiters.push(Box::new(waiter));
+                    return;
+                }
+            }
+        };
+        if let Some(outcome) = done {
+            waiter(&outcome);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    by_id: HashMap<String, Arc<ExecutionEntry>>,
+    /// Creation order, oldest first, for MaxExecutions eviction.
+    order: VecDeque<String>,
+}
+
+static TABLE: LazyLock<Mutex<Table>> = LazyLock::new(Mutex::default);
+
+fn table() -> MutexGuard<'static, Table> {
+    TABLE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Creates and lists a new execution, evicting the oldest one when the table holds
+/// `max_executions` (> 0) entries: a running evicted execution keeps running, unlisted.
+pub fn create(id: String, abort: Arc<AtomicBool>, max_executions: i64) -> Arc<ExecutionEntry> {
+    let entry = Arc::new(ExecutionEntry {
+        id: id.clone(),
+        abort,
+        state: Mutex::new(EntryState {
+            status: Status::Created,
+            outcome: None,
+            waiters: Vec::new(),
+            total_duration: Duration::ZERO,
+        }),
+    });
+    let mut table = table();
+    if max_executions > 0 {
+        while table.order.len() as i64 >= max_executions {
+            match table.order.pop_front() {
+                Some(old) => {
+                    table.by_id.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+    table.order.push_back(id.clone());
+    table.by_id.insert(id, entry.clone());
+    entry
+}
+
+pub fn get(id: &str) -> Option<Arc<ExecutionEntry>> {
+    table().by_id.get(id).cloned()
+}
+
+pub fn remove(id: &str) {
+    let mut table = table();
+    if table.by_id.remove(id).is_some() {
+        table.order.retain(|x| x != id);
+    }
+}
+
+/// Every listed execution, oldest first.
+pub fn all() -> Vec<Arc<ExecutionEntry>> {
+    let table = table();
+    table
+        .order
+        .iter()
+        .filter_map(|id| table.by_id.get(id).cloned())
+        .collect()
+}
+
+pub fn count() -> usize {
+    table().by_id.len()
+}

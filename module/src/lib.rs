@@ -1,0 +1,82 @@
+//! gears-rs: a drop-in replacement for the RedisGears 1.2 module, in Rust.
+//!
+//! `redis-server --loadmodule libredisgears.so [KEY VALUE ...]` loads it under the module name
+//! `rg`. This crate is the only one that touches Redis or Python: commands, readers, the
+//! executions table and the embedded CPython. The engine lives in `dataflow`.
+
+pub mod blocked;
+pub mod commands;
+pub mod config;
+pub mod executions;
+pub mod ids;
+pub mod python;
+pub mod readers;
+pub mod redis_calls;
+pub mod reply;
+
+use redis_module::{redis_module, Context, RedisResult, RedisString, Status};
+
+use commands::{config as config_commands, execute, executions as execution_commands, guarded};
+
+/// RedisGears 1.2.13, as `major*10000 + minor*100 + patch`.
+pub const MODULE_VERSION: i32 = 10213;
+
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
+    redis_calls::init_logging(ctx);
+    let args = commands::text_args(args);
+    let config = match config::Config::from_load_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.log_warning(&e);
+            ctx.log_warning("could not initialize gears config");
+            return Status::Err;
+        }
+    };
+    for line in config.describe() {
+        ctx.log_notice(&line);
+    }
+    let threads = config.execution_threads as usize;
+    config::install(config);
+    if let Err(e) = python::start(threads) {
+        ctx.log_warning(&format!("could not start the Python interpreter: {e}"));
+        return Status::Err;
+    }
+    ctx.log_notice("RedisGears (gears-rs) is ready");
+    Status::Ok
+}
+
+macro_rules! command {
+    ($name:ident, $handler:path) => {
+        fn $name(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+            guarded(ctx, args, $handler)
+        }
+    };
+}
+
+command!(rg_pyexecute, execute::pyexecute);
+command!(rg_getresults, execution_commands::get_results);
+command!(
+    rg_getresultsblocking,
+    execution_commands::get_results_blocking
+);
+command!(rg_dropexecution, execution_commands::drop_execution);
+command!(rg_dumpexecutions, execution_commands::dump_executions);
+command!(rg_configget, config_commands::config_get);
+command!(rg_configset, config_commands::config_set);
+
+redis_module! {
+    name: "rg",
+    version: MODULE_VERSION,
+    allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+    data_types: [],
+    init: init,
+    commands: [
+        ["rg.pyexecute", rg_pyexecute, "readonly", 0, 0, 0, ""],
+        ["rg.getresults", rg_getresults, "readonly", 0, 0, 0, ""],
+        ["rg.getresultsblocking", rg_getresultsblocking, "readonly", 0, 0, 0, ""],
+        ["rg.dropexecution", rg_dropexecution, "readonly", 0, 0, 0, ""],
+        ["rg.dumpexecutions", rg_dumpexecutions, "readonly", 0, 0, 0, ""],
+        ["rg.configget", rg_configget, "readonly", 0, 0, 0, ""],
+        ["rg.configset", rg_configset, "readonly", 0, 0, 0, ""],
+    ],
+}

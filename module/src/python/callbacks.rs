@@ -1,0 +1,178 @@
+//! Python functions behind the engine's callback traits. Each call attaches to Python, which is
+//! nearly free here: the engine already holds the GIL for the whole chunk ([`PyScope`]).
+
+use dataflow::callbacks::StepResult;
+use dataflow::{
+    AccumulateByKeyFn, AccumulateFn, CallbackScope, ExtractFn, FilterFn, ForEachFn, MapFn, Record,
+    ReduceFn, StepError,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString};
+
+use super::convert::{object_record, record_as_py, record_into_py};
+use super::errors::format_error;
+
+/// Holds the GIL while the engine pulls one chunk of records through the steps.
+pub struct PyScope;
+
+impl CallbackScope for PyScope {
+    fn enter(&self, work: &mut dyn FnMut()) {
+        Python::attach(|_| work())
+    }
+}
+
+fn step_error(py: Python<'_>, err: PyErr) -> StepError {
+    StepError(format_error(py, &err))
+}
+
+/// A user callback of any step.
+pub struct PyCallback(pub Py<PyAny>);
+
+impl PyCallback {
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        args: impl pyo3::call::PyCallArgs<'py>,
+    ) -> StepResult<Bound<'py, PyAny>> {
+        self.0.bind(py).call1(args).map_err(|e| step_error(py, e))
+    }
+}
+
+fn optional<'py>(py: Python<'py>, acc: Option<Record>) -> StepResult<Bound<'py, PyAny>> {
+    match acc {
+        Some(r) => record_into_py(py, r).map_err(|e| step_error(py, e)),
+        None => Ok(py.None().into_bound(py)),
+    }
+}
+
+/// `RedisGearsPy_ToPyRecordMapper`: native records into Python objects.
+pub struct ToPyRecord;
+
+impl MapFn for ToPyRecord {
+    fn map(&self, record: Record) -> StepResult<Record> {
+        if matches!(record, Record::Object(_)) {
+            return Ok(record);
+        }
+        Python::attach(|py| {
+            record_into_py(py, record)
+                .map(object_record)
+                .map_err(|e| step_error(py, e))
+        })
+    }
+}
+
+/// `RedisGearsPy_PyCallbackMapper`.
+pub struct PyMapper(pub PyCallback);
+
+impl MapFn for PyMapper {
+    fn map(&self, record: Record) -> StepResult<Record> {
+        Python::attach(|py| {
+            let arg = record_into_py(py, record).map_err(|e| step_error(py, e))?;
+            self.0.call(py, (arg,)).map(object_record)
+        })
+    }
+}
+
+/// `RedisGearsPy_PyCallbackFlatMapper`: a returned `list` becomes a list record that the
+/// flatmap step expands; anything else stays one record.
+pub struct PyFlatMapper(pub PyCallback);
+
+impl MapFn for PyFlatMapper {
+    fn map(&self, record: Record) -> StepResult<Record> {
+        Python::attach(|py| {
+            let arg = record_into_py(py, record).map_err(|e| step_error(py, e))?;
+            let out = self.0.call(py, (arg,))?;
+            Ok(match out.cast::<PyList>() {
+                Ok(list) => Record::List(list.iter().map(object_record).collect()),
+                Err(_) => object_record(out),
+            })
+        })
+    }
+}
+
+/// `RedisGearsPy_PyCallbackFilter`.
+pub struct PyFilter(pub PyCallback);
+
+impl FilterFn for PyFilter {
+    fn keep(&self, record: &Record) -> StepResult<bool> {
+        Python::attach(|py| {
+            let arg = record_as_py(py, record).map_err(|e| step_error(py, e))?;
+            self.0
+                .call(py, (arg,))?
+                .is_truthy()
+                .map_err(|e| step_error(py, e))
+        })
+    }
+}
+
+/// `RedisGearsPy_PyCallbackForEach`: the record, possibly changed in place, continues.
+pub struct PyForEach(pub PyCallback);
+
+impl ForEachFn for PyForEach {
+    fn each(&self, record: &Record) -> StepResult<()> {
+        Python::attach(|py| {
+            let arg = record_as_py(py, record).map_err(|e| step_error(py, e))?;
+            self.0.call(py, (arg,)).map(|_| ())
+        })
+    }
+}
+
+/// `RedisGearsPy_PyCallbackAccumulate`.
+pub struct PyAccumulate(pub PyCallback);
+
+impl AccumulateFn for PyAccumulate {
+    fn accumulate(&self, acc: Option<Record>, record: Record) -> StepResult<Record> {
+        Python::attach(|py| {
+            let acc = optional(py, acc)?;
+            let arg = record_into_py(py, record).map_err(|e| step_error(py, e))?;
+            self.0.call(py, (acc, arg)).map(object_record)
+        })
+    }
+}
+
+/// `RedisGearsPy_PyCallbackExtractor`: a key that is not a `str` is replaced by its `repr`.
+pub struct PyExtractor(pub PyCallback);
+
+impl ExtractFn for PyExtractor {
+    fn extract(&self, record: &Record) -> StepResult<String> {
+        Python::attach(|py| {
+            let arg = record_as_py(py, record).map_err(|e| step_error(py, e))?;
+            let key = self.0.call(py, (arg,))?;
+            let text = match key.cast::<PyString>() {
+                Ok(s) => s.to_str().map(str::to_string),
+                Err(_) => key.repr().map(|r| r.to_string()),
+            };
+            text.map_err(|e| step_error(py, e))
+        })
+    }
+}
+
+/// `RedisGearsPy_PyCallbackAccumulateByKey`.
+pub struct PyAccumulateByKey(pub PyCallback);
+
+impl AccumulateByKeyFn for PyAccumulateByKey {
+    fn accumulate(&self, key: &str, acc: Option<Record>, record: Record) -> StepResult<Record> {
+        Python::attach(|py| {
+            let acc = optional(py, acc)?;
+            let arg = record_into_py(py, record).map_err(|e| step_error(py, e))?;
+            self.0.call(py, (key, acc, arg)).map(object_record)
+        })
+    }
+}
+
+/// `RedisGearsPy_PyCallbackReducer`: called once per key with all its records.
+pub struct PyReducer(pub PyCallback);
+
+impl ReduceFn for PyReducer {
+    fn reduce(&self, key: &str, records: Vec<Record>) -> StepResult<Record> {
+        Python::attach(|py| {
+            let list = PyList::empty(py);
+            for r in records {
+                let obj = record_into_py(py, r).map_err(|e| step_error(py, e))?;
+                list.append(obj).map_err(|e| step_error(py, e))?;
+            }
+            // A non-callable reducer fails outside any Python frame, so without traceback.
+            self.0.call(py, (key, list)).map(object_record)
+        })
+    }
+}

@@ -1,0 +1,508 @@
+//! The native `redisgears` Python module: `gearsCtx` and the plan type `PyFlatExecution` whose
+//! methods are the primitive operations, plus the builtins the prelude binds (`log`,
+//! `executeCommand`, `config_get`, `flatError`).
+
+use std::sync::Arc;
+
+use dataflow::{Operation, Plan, Reader, Step, StepType};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFunction, PyInt, PyString, PyTuple};
+
+use super::callbacks::{
+    PyAccumulate, PyAccumulateByKey, PyCallback, PyExtractor, PyFilter, PyFlatMapper, PyForEach,
+    PyMapper, PyReducer, ToPyRecord,
+};
+use super::errors::{create_exception_types, flat_error, gears_error};
+use super::{context, start_execution};
+use crate::readers::keys::KeysReader;
+use crate::readers::python::PythonReader;
+use crate::{config, ids, redis_calls};
+
+const NATIVE_READERS: [&str; 4] = [
+    "KeysReader",
+    "StreamReader",
+    "CommandReader",
+    "PythonReader",
+];
+
+/// A plan under construction: the reader's name and the steps recorded so far.
+#[pyclass(name = "PyFlatExecution", module = "redisgears")]
+pub struct PyFlatExecution {
+    reader: String,
+    plan: Plan,
+}
+
+/// The callback argument of `op`, which must be a genuine Python function.
+fn function_arg(args: &Bound<'_, PyTuple>, op: &str, what: &str) -> PyResult<Py<PyAny>> {
+    if args.len() != 1 {
+        return Err(gears_error(&format!(
+            "wrong number of args to {op} function"
+        )));
+    }
+    let f = args.get_item(0)?;
+    if !f.is_instance_of::<PyFunction>() {
+        return Err(gears_error(&format!("{what} argument must be a function")));
+    }
+    Ok(f.unbind())
+}
+
+fn describe(py: Python<'_>, f: &Py<PyAny>) -> String {
+    f.bind(py).str().map(|s| s.to_string()).unwrap_or_default()
+}
+
+fn to_py_step() -> Step {
+    Step::map("RedisGearsPy_ToPyRecordMapper", "", Arc::new(ToPyRecord))
+}
+
+impl PyFlatExecution {
+    fn push_callback(
+        &mut self,
+        py: Python<'_>,
+        step_type: StepType,
+        name: &str,
+        f: &Py<PyAny>,
+        op: Operation,
+    ) {
+        self.plan
+            .push(Step::new(step_type, name, describe(py, f), op));
+    }
+
+    /// extractkey (+ repartition) + accumulatebykey/group+reduce + map back to Python.
+    fn push_grouping(
+        &mut self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        op: &str,
+        repartition: bool,
+    ) -> PyResult<()> {
+        if args.len() != 2 {
+            return Err(gears_error(&format!(
+                "wrong number of args to {op} function"
+            )));
+        }
+        let extractor = args.get_item(0)?;
+        let reducer = args.get_item(1)?;
+        let checked = if op == "batchgroupby" {
+            "batchgroupby"
+        } else {
+            "groupby"
+        };
+        if !extractor.is_instance_of::<PyFunction>() {
+            return Err(gears_error(&format!(
+                "{checked} extractor argument must be a function"
+            )));
+        }
+        // RedisGears' batchgroupby re-checks the extractor instead of the reducer: a
+        // non-function reducer only fails when it is called.
+        if op != "batchgroupby" && !reducer.is_instance_of::<PyFunction>() {
+            return Err(gears_error("groupby reducer argument must be a function"));
+        }
+        let (extractor, reducer) = (extractor.unbind(), reducer.unbind());
+        self.push_callback(
+            py,
+            StepType::ExtractKey,
+            "RedisGearsPy_PyCallbackExtractor",
+            &extractor,
+            Operation::ExtractKey(Arc::new(PyExtractor(PyCallback(extractor.clone_ref(py))))),
+        );
+        if repartition {
+            self.plan
+                .push(Step::plain(StepType::Repartition, Operation::Repartition));
+        }
+        if op == "batchgroupby" {
+            self.plan
+                .push(Step::plain(StepType::Group, Operation::Group));
+            self.push_callback(
+                py,
+                StepType::Reduce,
+                "RedisGearsPy_PyCallbackReducer",
+                &reducer,
+                Operation::Reduce(Arc::new(PyReducer(PyCallback(reducer.clone_ref(py))))),
+            );
+        } else {
+            self.push_callback(
+                py,
+                StepType::AccumulateByKey,
+                "RedisGearsPy_PyCallbackAccumulateByKey",
+                &reducer,
+                Operation::AccumulateByKey(Arc::new(PyAccumulateByKey(PyCallback(
+                    reducer.clone_ref(py),
+                )))),
+            );
+        }
+        self.plan.push(to_py_step());
+        Ok(())
+    }
+}
+
+fn bool_kwarg(
+    kwargs: Option<&Bound<'_, PyDict>>,
+    key: &str,
+    default: bool,
+    err: &str,
+) -> PyResult<bool> {
+    match kwargs.map(|k| k.get_item(key)).transpose()?.flatten() {
+        None => Ok(default),
+        Some(v) if v.is_instance_of::<PyBool>() => v.is_truthy(),
+        Some(_) => Err(gears_error(err)),
+    }
+}
+
+#[pymethods]
+impl PyFlatExecution {
+    #[pyo3(signature = (*args))]
+    fn map(&mut self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        let f = function_arg(args, "map", "map")?;
+        let op = Operation::Map(Arc::new(PyMapper(PyCallback(f.clone_ref(py)))));
+        self.push_callback(py, StepType::Map, "RedisGearsPy_PyCallbackMapper", &f, op);
+        Ok(())
+    }
+
+    #[pyo3(signature = (*args))]
+    fn flatmap(&mut self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        let f = function_arg(args, "flatmap", "flatmap")?;
+        let op = Operation::Map(Arc::new(PyFlatMapper(PyCallback(f.clone_ref(py)))));
+        self.push_callback(
+            py,
+            StepType::Map,
+            "RedisGearsPy_PyCallbackFlatMapper",
+            &f,
+            op,
+        );
+        self.plan.push(Step::flatmap());
+        Ok(())
+    }
+
+    #[pyo3(signature = (*args))]
+    fn filter(&mut self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        let f = function_arg(args, "filter", "filter")?;
+        let op = Operation::Filter(Arc::new(PyFilter(PyCallback(f.clone_ref(py)))));
+        self.push_callback(
+            py,
+            StepType::Filter,
+            "RedisGearsPy_PyCallbackFilter",
+            &f,
+            op,
+        );
+        Ok(())
+    }
+
+    #[pyo3(signature = (*args))]
+    fn foreach(&mut self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        let f = function_arg(args, "foreach", "foreach")?;
+        let op = Operation::ForEach(Arc::new(PyForEach(PyCallback(f.clone_ref(py)))));
+        self.push_callback(
+            py,
+            StepType::ForEach,
+            "RedisGearsPy_PyCallbackForEach",
+            &f,
+            op,
+        );
+        Ok(())
+    }
+
+    #[pyo3(signature = (*args))]
+    fn accumulate(&mut self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        let f = function_arg(args, "accumulate", "accumulate")?;
+        let op = Operation::Accumulate(Arc::new(PyAccumulate(PyCallback(f.clone_ref(py)))));
+        self.push_callback(
+            py,
+            StepType::Accumulate,
+            "RedisGearsPy_PyCallbackAccumulate",
+            &f,
+            op,
+        );
+        Ok(())
+    }
+
+    #[pyo3(signature = (*args))]
+    fn repartition(&mut self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        let f = function_arg(args, "repartition", "repartition")?;
+        let op = Operation::ExtractKey(Arc::new(PyExtractor(PyCallback(f.clone_ref(py)))));
+        self.push_callback(
+            py,
+            StepType::ExtractKey,
+            "RedisGearsPy_PyCallbackExtractor",
+            &f,
+            op,
+        );
+        self.plan
+            .push(Step::plain(StepType::Repartition, Operation::Repartition));
+        self.plan.push(Step::new(
+            StepType::Map,
+            "GetValueMapper",
+            "",
+            Operation::GetValue,
+        ));
+        Ok(())
+    }
+
+    #[pyo3(signature = (*args))]
+    fn localgroupby(&mut self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        self.push_grouping(py, args, "groupby", false)
+    }
+
+    #[pyo3(signature = (*args))]
+    fn groupby(&mut self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        self.push_grouping(py, args, "groupby", true)
+    }
+
+    #[pyo3(signature = (*args))]
+    fn batchgroupby(&mut self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        self.push_grouping(py, args, "batchgroupby", true)
+    }
+
+    #[pyo3(signature = (*args))]
+    fn collect(&mut self, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        if !args.is_empty() {
+            return Err(gears_error("wrong number of args to collect function"));
+        }
+        self.plan.push(Step::collect());
+        Ok(())
+    }
+
+    #[pyo3(signature = (*args))]
+    fn limit(&mut self, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        if args.is_empty() || args.len() > 2 {
+            return Err(gears_error("wrong number of args to limit function"));
+        }
+        let mut numbers = Vec::new();
+        for arg in args.iter() {
+            if !arg.is_instance_of::<PyInt>() {
+                return Err(gears_error("limit argument must be a number"));
+            }
+            // C long converted to an unsigned size: negative numbers become huge windows.
+            let v: i64 = arg.extract().unwrap_or(i64::MAX);
+            numbers.push(v as u64 as usize);
+        }
+        let len = numbers[0];
+        let offset = numbers.get(1).copied().unwrap_or(0);
+        self.plan.push(Step::limit(offset, len));
+        Ok(())
+    }
+
+    #[pyo3(signature = (arg=None, **kwargs))]
+    fn run(
+        &mut self,
+        py: Python<'_>,
+        arg: Option<Bound<'_, PyAny>>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        if !context::on_gears_thread() {
+            return Err(gears_error(
+                "Can only run execution on registered gears thread",
+            ));
+        }
+        if context::script_already_ran() {
+            return Err(gears_error(
+                "Can not run more then 1 executions in a single script",
+            ));
+        }
+        let reader: Box<dyn Reader> = match self.reader.as_str() {
+            "PythonReader" => {
+                let f = arg.ok_or_else(|| gears_error("python reader function is not given"))?;
+                if !f.is_instance_of::<PyFunction>() {
+                    return Err(gears_error("pyreader argument must be a function"));
+                }
+                Box::new(PythonReader::new(f.unbind()))
+            }
+            "KeysReader" => {
+                let pattern = match arg {
+                    None => "*".to_string(),
+                    Some(a) => a
+                        .cast::<PyString>()
+                        .map_err(|_| gears_error("regex argument must be a string"))?
+                        .to_str()?
+                        .to_string(),
+                };
+                let no_scan =
+                    bool_kwarg(kwargs, "noScan", false, "exactMatch value is not boolean")?;
+                let read_value =
+                    bool_kwarg(kwargs, "readValue", true, "readValue value is not boolean")?;
+                Box::new(KeysReader::new(pattern.into_bytes(), no_scan, read_value))
+            }
+            "StreamReader" => {
+                return Err(gears_error(
+                    "StreamReader is not supported by this build yet",
+                ))
+            }
+            _ => return Err(gears_error("Given reader do not support run or not exists")),
+        };
+        match kwargs.map(|k| k.get_item("mode")).transpose()?.flatten() {
+            None => {}
+            Some(mode) => {
+                let mode = mode
+                    .cast::<PyString>()
+                    .map_err(|_| gears_error("execution mode must be a string"))?;
+                let mode = mode.to_str()?;
+                if mode != "async" && mode != "async_local" {
+                    return Err(gears_error("unknown execution mode"));
+                }
+            }
+        }
+        start_execution(self.plan.clone(), reader).map_err(|e| gears_error(&e))?;
+        Ok(py.None())
+    }
+
+    #[pyo3(signature = (**_kwargs))]
+    fn register(&mut self, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        Err(gears_error("register() is not supported by this build yet"))
+    }
+}
+
+/// `gearsCtx(reader, desc=None)`: a new plan whose first step converts records to Python.
+#[pyfunction]
+#[pyo3(name = "gearsCtx", signature = (reader, desc=None))]
+fn gears_ctx(
+    reader: &Bound<'_, PyAny>,
+    desc: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyFlatExecution> {
+    let reader = reader
+        .cast::<PyString>()
+        .map_err(|_| gears_error("reader argument must be a string"))?
+        .to_str()?
+        .to_string();
+    let desc = match desc {
+        Some(d) if !d.is_none() => Some(
+            d.cast::<PyString>()
+                .map_err(|_| gears_error("desc argument must be a string"))?
+                .to_str()?
+                .to_string(),
+        ),
+        _ => None,
+    };
+    if !NATIVE_READERS.contains(&reader.as_str()) {
+        return Err(gears_error("The given reader does not exists"));
+    }
+    if !context::on_gears_thread() {
+        return Err(gears_error(
+            "Can not create a gearsCtx on a python created thread",
+        ));
+    }
+    let _ = ids::next_plan_id();
+    let mut plan = Plan::new();
+    plan.desc = desc;
+    plan.push(to_py_step());
+    Ok(PyFlatExecution { reader, plan })
+}
+
+const LOG_LEVELS: [&str; 4] = ["debug", "verbose", "notice", "warning"];
+
+/// `log(message, level='notice')` (and the deprecated `log(level, message)`).
+#[pyfunction]
+#[pyo3(signature = (*args, level=None))]
+fn log(args: &Bound<'_, PyTuple>, level: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+    let (message, level) = match args.len() {
+        1 => (args.get_item(0)?, level),
+        2 => {
+            redis_calls::log(
+                "warning",
+                "Specify log level as the first argument to log function is depricated, use key argument 'level' instead",
+            );
+            (args.get_item(1)?, Some(args.get_item(0)?))
+        }
+        _ => return Err(gears_error("log function must get a log message as input")),
+    };
+    let message = message
+        .cast::<PyString>()
+        .map_err(|_| gears_error("Log message must be a string"))?
+        .to_str()?
+        .to_string();
+    let level = match level {
+        None => "notice".to_string(),
+        Some(l) => l
+            .cast::<PyString>()
+            .map_err(|_| gears_error("Log level must be a sting (debug/verbose/notice/warning)"))?
+            .to_str()?
+            .to_string(),
+    };
+    if !LOG_LEVELS.contains(&level.as_str()) {
+        return Err(gears_error(
+            "Log level should be one of the following : debug,verbose,notice,warning",
+        ));
+    }
+    redis_calls::log(&level, &format!("GEARS: {message}"));
+    Ok(())
+}
+
+/// `execute(command, *args)`: one Redis command, its reply converted to Python.
+#[pyfunction]
+#[pyo3(name = "executeCommand", signature = (*args))]
+fn execute_command(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+    if args.is_empty() {
+        return Ok(pyo3::types::PyList::empty(py).into_any().unbind());
+    }
+    let command = args.get_item(0)?;
+    let command = command
+        .cast::<PyString>()
+        .map_err(|_| gears_error("the given command must be a string"))?
+        .to_str()?
+        .to_string();
+    let mut call_args: Vec<Vec<u8>> = Vec::with_capacity(args.len() - 1);
+    for arg in args.iter().skip(1) {
+        if let Ok(b) = arg.cast::<pyo3::types::PyBytes>() {
+            call_args.push(b.as_bytes().to_vec());
+        } else if let Ok(b) = arg.cast::<pyo3::types::PyByteArray>() {
+            call_args.push(b.to_vec());
+        } else {
+            call_args.push(arg.str()?.to_str()?.as_bytes().to_vec());
+        }
+    }
+    let reply = redis_calls::call(py, &command, &call_args);
+    match reply {
+        Ok(value) => Ok(redis_calls::value_to_py(py, value)?.unbind()),
+        Err(message) => Err(gears_error(&message)),
+    }
+}
+
+/// `configGet(key)`: a user-defined ("extra") configuration value, or None.
+#[pyfunction]
+#[pyo3(name = "config_get", signature = (*args))]
+fn config_get(args: &Bound<'_, PyTuple>) -> PyResult<Option<String>> {
+    if args.len() != 1 {
+        return Err(gears_error(
+            "get_config function must get a single key input",
+        ));
+    }
+    let key = args.get_item(0)?;
+    let key = key
+        .cast::<PyString>()
+        .map_err(|_| gears_error("get_config key must be a string"))?
+        .to_str()?
+        .to_string();
+    Ok(config::read().extra(&key).map(str::to_string))
+}
+
+/// `flat_error(msg)`: an error reported as `str(msg)`, without traceback.
+#[pyfunction]
+#[pyo3(name = "flatError", signature = (*args))]
+fn flat_error_fn(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    if args.len() != 1 {
+        return Err(gears_error("not enough arguments for time flat error"));
+    }
+    Err(flat_error(py, args.get_item(0)?.unbind()))
+}
+
+/// The id of the shard this runs on (forty zeros outside a cluster).
+#[pyfunction]
+#[pyo3(name = "shardId")]
+fn shard_id() -> &'static str {
+    ids::STANDALONE_SHARD_ID
+}
+
+#[pymodule]
+pub fn redisgears(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let [error, flat, stopped] = create_exception_types(py)?;
+    m.add("GearsError", error)?;
+    m.add("GearsFlatError", flat)?;
+    m.add("GearsForceStopped", stopped)?;
+    m.add_class::<PyFlatExecution>()?;
+    m.add_function(wrap_pyfunction!(gears_ctx, m)?)?;
+    m.add_function(wrap_pyfunction!(log, m)?)?;
+    m.add_function(wrap_pyfunction!(execute_command, m)?)?;
+    m.add_function(wrap_pyfunction!(config_get, m)?)?;
+    m.add_function(wrap_pyfunction!(flat_error_fn, m)?)?;
+    m.add_function(wrap_pyfunction!(shard_id, m)?)?;
+    Ok(())
+}

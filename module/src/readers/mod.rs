@@ -1,0 +1,4 @@
+//! The readers an execution pulls its records from.
+
+pub mod keys;
+pub mod python;

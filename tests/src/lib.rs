@@ -1,0 +1,236 @@
+//! The end-to-end harness: a real `redis-server` on a free loopback port with the built module
+//! loaded, talked to with the `redis` crate, and stopped when the test drops it.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The module under test: `$GEARS_MODULE`, else the workspace's release build.
+pub fn module_path() -> PathBuf {
+    if let Ok(p) = std::env::var("GEARS_MODULE") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/libredisgears.so");
+    assert!(
+        p.exists(),
+        "{} is missing: build it first (cargo build --release -p redisgears, or ci/test.sh)",
+        p.display()
+    );
+    p
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+/// A server that did not come up, with what it logged.
+#[derive(Debug)]
+pub struct StartFailure {
+    pub log: String,
+}
+
+impl Server {
+    /// A server with the module loaded without arguments.
+    pub fn start() -> Server {
+        Server::with_module_args(&[])
+    }
+
+    pub fn with_module_args(args: &[&str]) -> Server {
+        Server::try_start(args).unwrap_or_else(|f| panic!("redis-server did not start:\n{}", f.log))
+    }
+
+    /// Starts a server; `Err` with its log if it exits instead of answering PING.
+    pub fn try_start(module_args: &[&str]) -> Result<Server, StartFailure> {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("gears-e2e-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--enable-debug-command", "local"])
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--logfile")
+            .arg(dir.join("redis.log"))
+            .arg("--loadmodule")
+            .arg(module_path())
+            .args(module_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = cmd
+            .spawn()
+            .expect("redis-server on PATH (ci/setup.sh installs it)");
+        let mut server = Server { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = server.child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut e) = server.child.stderr.take() {
+                    let _ = e.read_to_string(&mut stderr);
+                }
+                return Err(StartFailure {
+                    log: format!("{}{stderr}", server.log()),
+                });
+            }
+            if let Ok(client) = redis::Client::open(server.url()) {
+                if let Ok(mut con) = client.get_connection() {
+                    if redis::cmd("PING").query::<String>(&mut con).is_ok() {
+                        return Ok(server);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(StartFailure {
+            log: format!("timed out waiting for PING\n{}", server.log()),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn con(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("a connection to the test server")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
+    }
+
+    /// True while the process runs (it did not crash).
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A reply as a client sees it on the wire, errors included with their exact text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Simple(String),
+    Bulk(Vec<u8>),
+    Int(i64),
+    Err(String),
+    Arr(Vec<Reply>),
+    Nil,
+}
+
+impl Reply {
+    pub fn bulk(s: &str) -> Reply {
+        Reply::Bulk(s.as_bytes().to_vec())
+    }
+
+    pub fn err(s: &str) -> Reply {
+        Reply::Err(s.to_string())
+    }
+
+    pub fn ok() -> Reply {
+        Reply::Simple("OK".into())
+    }
+
+    /// An array of bulk strings.
+    pub fn bulks(items: &[&str]) -> Reply {
+        Reply::Arr(items.iter().map(|s| Reply::bulk(s)).collect())
+    }
+
+    /// `[[results...], [errors...]]`, all bulk strings.
+    pub fn results(results: &[&str], errors: &[&str]) -> Reply {
+        Reply::Arr(vec![Reply::bulks(results), Reply::bulks(errors)])
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Reply::Bulk(b) => std::str::from_utf8(b).expect("utf-8"),
+            Reply::Simple(s) | Reply::Err(s) => s,
+            other => panic!("not a string reply: {other:?}"),
+        }
+    }
+
+    pub fn items(&self) -> &[Reply] {
+        match self {
+            Reply::Arr(items) => items,
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+
+    /// The bulk strings of an array, sorted, for replies whose order is unspecified.
+    pub fn sorted_strings(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .items()
+            .iter()
+            .map(|r| r.as_str().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn error_text(code: &str, detail: Option<&str>) -> String {
+    match detail {
+        Some(d) => format!("{code} {d}"),
+        None => code.to_string(),
+    }
+}
+
+fn from_value(v: redis::Value) -> Reply {
+    match v {
+        redis::Value::Nil => Reply::Nil,
+        redis::Value::Int(i) => Reply::Int(i),
+        redis::Value::BulkString(b) => Reply::Bulk(b),
+        redis::Value::Array(items) => Reply::Arr(items.into_iter().map(from_value).collect()),
+        redis::Value::SimpleString(s) => Reply::Simple(s),
+        redis::Value::Okay => Reply::ok(),
+        redis::Value::ServerError(e) => Reply::Err(error_text(e.code(), e.details())),
+        other => panic!("unexpected RESP2 value {other:?}"),
+    }
+}
+
+/// Sends one command and returns its reply; an error reply is `Reply::Err` with its text.
+pub fn call(con: &mut redis::Connection, args: &[&[u8]]) -> Reply {
+    let mut cmd = redis::cmd(std::str::from_utf8(args[0]).expect("command name"));
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    // Sent and read raw: a query would turn an error nested in an array into a failure.
+    let sent = con.send_packed_command(&cmd.get_packed_command());
+    match sent.and_then(|()| con.recv_response()) {
+        Ok(v) => from_value(v),
+        Err(e) if e.code().is_some() => Reply::Err(error_text(e.code().unwrap_or(""), e.detail())),
+        Err(e) => panic!("transport error: {e}"),
+    }
+}
+
+/// [`call`] with text arguments.
+pub fn cmd(con: &mut redis::Connection, args: &[&str]) -> Reply {
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    call(con, &args)
+}
+
+/// `RG.PYEXECUTE script [options...]`.
+pub fn pyexecute(con: &mut redis::Connection, script: &str, options: &[&str]) -> Reply {
+    let mut args = vec!["RG.PYEXECUTE", script];
+    args.extend_from_slice(options);
+    cmd(con, &args)
+}
