@@ -1,5 +1,6 @@
 //! The records of KeysReader, built from what the module read out of the keyspace.
 
+use crate::gears_dict::gears_order;
 use crate::record::Record;
 
 /// A key's value as the module read it.
@@ -37,12 +38,12 @@ impl KeyValue {
     fn into_record(self) -> Record {
         match self {
             KeyValue::String(s) => Record::String(s),
-            KeyValue::Hash(fields) => Record::HashSet(
+            KeyValue::Hash(fields) => Record::HashSet(gears_order(
                 fields
                     .into_iter()
                     .map(|(f, v)| (f, Record::String(v)))
                     .collect(),
-            ),
+            )),
             KeyValue::List(items) => Record::List(items.into_iter().map(Record::String).collect()),
             _ => Record::Null,
         }
@@ -50,8 +51,9 @@ impl KeyValue {
 }
 
 /// A KeysReader record: `event` and `key`, plus `type` and `value` when the value was read
-/// (`value` is `None` when values are not read). Fields are in the order RedisGears' dict
-/// iteration gives them, which `str(record)` makes visible: `event, key, type, value`.
+/// (`value` is `None` when values are not read). RedisGears assigns `key, value, type, event`;
+/// its dict then iterates them as `event, key, type, value` (proven in `gears_dict`'s tests), so
+/// the record is built in that order directly.
 pub fn key_record(key: Vec<u8>, value: Option<KeyValue>, event: Option<&str>) -> Record {
     let event = event.map_or(Record::Null, Record::string);
     let mut fields = vec![
@@ -65,9 +67,43 @@ pub fn key_record(key: Vec<u8>, value: Option<KeyValue>, event: Option<&str>) ->
     Record::HashSet(fields)
 }
 
+/// A stream entry as StreamReader emits it: `key, id, value` (RedisGears assigns `id, value,
+/// key`), the entry's fields in RedisGears' dict order.
+pub fn stream_record(key: Vec<u8>, id: Vec<u8>, fields: Vec<(Vec<u8>, Vec<u8>)>) -> Record {
+    let value = gears_order(
+        fields
+            .into_iter()
+            .map(|(f, v)| (f, Record::String(v)))
+            .collect(),
+    );
+    Record::HashSet(vec![
+        (b"key".to_vec(), Record::String(key)),
+        (b"id".to_vec(), Record::String(id)),
+        (b"value".to_vec(), Record::HashSet(value)),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hash_values_take_redisgears_dict_order() {
+        let r = key_record(
+            b"person:1".to_vec(),
+            Some(KeyValue::Hash(vec![
+                (b"name".to_vec(), b"Rick Sanchez".to_vec()),
+                (b"age".to_vec(), b"70".to_vec()),
+            ])),
+            None,
+        );
+        let Record::HashSet(fields) = r else { panic!() };
+        let Record::HashSet(value) = &fields[3].1 else {
+            panic!()
+        };
+        let names: Vec<&[u8]> = value.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(names, [b"age".as_slice(), b"name".as_slice()]);
+    }
 
     #[test]
     fn record_without_value_has_only_event_and_key() {

@@ -12,6 +12,7 @@
 
 pub mod callbacks;
 pub mod execution;
+pub mod gears_dict;
 pub mod glob;
 pub mod keys;
 pub mod plan;

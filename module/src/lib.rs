@@ -16,7 +16,9 @@ pub mod reply;
 
 use redis_module::{redis_module, Context, RedisResult, RedisString, Status};
 
-use commands::{config as config_commands, execute, executions as execution_commands, guarded};
+use commands::{
+    cluster, config as config_commands, execute, executions as execution_commands, guarded,
+};
 
 /// RedisGears 1.2.13, as `major*10000 + minor*100 + patch`.
 pub const MODULE_VERSION: i32 = 10213;
@@ -63,6 +65,7 @@ command!(rg_dropexecution, execution_commands::drop_execution);
 command!(rg_dumpexecutions, execution_commands::dump_executions);
 command!(rg_configget, config_commands::config_get);
 command!(rg_configset, config_commands::config_set);
+command!(rg_infocluster, cluster::info_cluster);
 
 redis_module! {
     name: "rg",
@@ -78,5 +81,6 @@ redis_module! {
         ["rg.dumpexecutions", rg_dumpexecutions, "readonly", 0, 0, 0, ""],
         ["rg.configget", rg_configget, "readonly", 0, 0, 0, ""],
         ["rg.configset", rg_configset, "readonly", 0, 0, 0, ""],
+        ["rg.infocluster", rg_infocluster, "readonly", 0, 0, 0, ""],
     ],
 }

@@ -1,6 +1,7 @@
 //! The RG.* commands. Each handler returns a [`Reply`]; [`guarded`] writes it and turns a panic
 //! into an error reply, so nothing unwinds into Redis.
 
+pub mod cluster;
 pub mod config;
 pub mod execute;
 pub mod executions;

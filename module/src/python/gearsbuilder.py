@@ -17,14 +17,11 @@ from threading import Thread
 
 if not hasattr(sys, 'argv'):
     sys.argv = ['']
-
 __name__ = 'not_main'
-
 
 def gearsConfigGet(key, default=None):
     val = configGet(key)
     return val if val is not None else default
-
 
 def genDeprecated(deprecatedName, name, target):
     def method(*argc, **nargs):
@@ -39,18 +36,19 @@ GearsConfigGet = genDeprecated('GearsConfigGet', 'gearsConfigGet', gearsConfigGe
 
 
 def createKeysOnlyReader(pattern='*', count=1000, noScan=False, patternGenerator=None):
-    '''
-    The generator behind GB('KeysOnlyReader'): yields the names of the keys matching pattern.
-    '''
+    # The generator behind GB('KeysOnlyReader'): the names of the keys matching pattern.
     def keysOnlyReader():
         p, exact = patternGenerator() if patternGenerator is not None else (pattern, noScan)
         if exact:
-            if execute('exists', p) == 1:
-                yield p
+            try:
+                if execute('exists', p) == 1:
+                    yield p
+            except Exception:
+                pass
             return
         cursor = '0'
         while True:
-            cursor, keys = execute('scan', cursor, 'COUNT', str(count), 'MATCH', p)
+            cursor, keys = execute('scan', cursor, 'MATCH', str(p), 'COUNT', str(count))
             for k in keys:
                 yield k
             if cursor == '0':
@@ -59,10 +57,12 @@ def createKeysOnlyReader(pattern='*', count=1000, noScan=False, patternGenerator
 
 
 def shardReaderCallback():
-    '''
-    The generator behind GB('ShardsIDReader'): yields the id of the shard it runs on.
-    '''
-    yield redisgears.shardId()
+    # The generator behind GB('ShardsIDReader'): the id of the shard it runs on.
+    res = execute('RG.INFOCLUSTER')
+    if res == 'no cluster mode':
+        yield '1'
+    else:
+        yield res[1]
 
 
 class GearsBuilder():

@@ -16,6 +16,7 @@ use super::errors::{create_exception_types, flat_error, gears_error};
 use super::{context, start_execution};
 use crate::readers::keys::KeysReader;
 use crate::readers::python::PythonReader;
+use crate::readers::stream::StreamReader;
 use crate::{config, ids, redis_calls};
 
 const NATIVE_READERS: [&str; 4] = [
@@ -322,9 +323,23 @@ impl PyFlatExecution {
                 Box::new(KeysReader::new(pattern.into_bytes(), no_scan, read_value))
             }
             "StreamReader" => {
-                return Err(gears_error(
-                    "StreamReader is not supported by this build yet",
-                ))
+                let key = match arg {
+                    None => "*".to_string(),
+                    Some(a) => a
+                        .cast::<PyString>()
+                        .map_err(|_| gears_error("regex argument must be a string"))?
+                        .to_str()?
+                        .to_string(),
+                };
+                let from_id = match kwargs.map(|k| k.get_item("fromId")).transpose()?.flatten() {
+                    None => "0-0".to_string(),
+                    Some(v) => v
+                        .cast::<PyString>()
+                        .map_err(|_| gears_error("fromId argument must be a string"))?
+                        .to_str()?
+                        .to_string(),
+                };
+                Box::new(StreamReader::new(key.into_bytes(), from_id.into_bytes()))
             }
             _ => return Err(gears_error("Given reader do not support run or not exists")),
         };
@@ -483,13 +498,6 @@ fn flat_error_fn(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
     Err(flat_error(py, args.get_item(0)?.unbind()))
 }
 
-/// The id of the shard this runs on (forty zeros outside a cluster).
-#[pyfunction]
-#[pyo3(name = "shardId")]
-fn shard_id() -> &'static str {
-    ids::STANDALONE_SHARD_ID
-}
-
 #[pymodule]
 pub fn redisgears(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -503,6 +511,5 @@ pub fn redisgears(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(execute_command, m)?)?;
     m.add_function(wrap_pyfunction!(config_get, m)?)?;
     m.add_function(wrap_pyfunction!(flat_error_fn, m)?)?;
-    m.add_function(wrap_pyfunction!(shard_id, m)?)?;
     Ok(())
 }

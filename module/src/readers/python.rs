@@ -1,4 +1,6 @@
-//! PythonReader: records are whatever the user's generator function yields.
+//! PythonReader: records are what the user's function produces. A function returning a
+//! generator yields its items; one returning anything else emits that value and is called again
+//! for the next record (RedisGears' rule).
 
 use dataflow::{Reader, Record};
 use pyo3::prelude::*;
@@ -6,56 +8,82 @@ use pyo3::prelude::*;
 use crate::python::convert::object_record;
 use crate::python::errors::format_error;
 
-/// Records taken from the generator per GIL hold.
+/// Records taken per GIL hold.
 const RECORDS_PER_CHUNK: usize = 1000;
 
+enum Source {
+    /// Not called yet, or called and returned a plain value: call it (again).
+    Function,
+    Generator(Py<PyAny>),
+    Done,
+}
+
 pub struct PythonReader {
-    function: Option<Py<PyAny>>,
-    iterator: Option<Py<PyAny>>,
-    done: bool,
+    function: Py<PyAny>,
+    source: Source,
 }
 
 impl PythonReader {
     pub fn new(function: Py<PyAny>) -> PythonReader {
         PythonReader {
-            function: Some(function),
-            iterator: None,
-            done: false,
+            function,
+            source: Source::Function,
+        }
+    }
+
+    /// The next record, `None` at the end; an error ends the reader.
+    fn next_record(&mut self, py: Python<'_>) -> Result<Option<Record>, String> {
+        loop {
+            match &self.source {
+                Source::Done => return Ok(None),
+                Source::Generator(g) => {
+                    // SAFETY: PyIter_Next on a live generator with the GIL held; it returns a
+                    // new reference, or NULL at the end or on error.
+                    let item = unsafe { pyo3::ffi::PyIter_Next(g.as_ptr()) };
+                    if item.is_null() {
+                        self.source = Source::Done;
+                        return match PyErr::take(py) {
+                            Some(e) => Err(format_error(py, &e)),
+                            None => Ok(None),
+                        };
+                    }
+                    // SAFETY: `item` is a new, non-null reference we now own.
+                    let item = unsafe { Bound::from_owned_ptr(py, item) };
+                    return Ok(Some(object_record(item)));
+                }
+                Source::Function => {
+                    let out = match self.function.bind(py).call0() {
+                        Ok(out) => out,
+                        Err(e) => {
+                            self.source = Source::Done;
+                            return Err(format_error(py, &e));
+                        }
+                    };
+                    // SAFETY: PyGen_Check only reads the object's type.
+                    if unsafe { pyo3::ffi::PyGen_Check(out.as_ptr()) } != 0 {
+                        self.source = Source::Generator(out.unbind());
+                        continue;
+                    }
+                    return Ok(Some(object_record(out)));
+                }
+            }
         }
     }
 }
 
 impl Reader for PythonReader {
     fn next_chunk(&mut self) -> Result<Option<Vec<Record>>, String> {
-        if self.done {
+        if matches!(self.source, Source::Done) {
             return Ok(None);
         }
         Python::attach(|py| {
-            if self.iterator.is_none() {
-                let function = self.function.take().expect("the generator starts once");
-                let iterator = function
-                    .bind(py)
-                    .call0()
-                    .and_then(|g| g.try_iter())
-                    .map_err(|e| {
-                        self.done = true;
-                        format_error(py, &e)
-                    })?;
-                self.iterator = Some(iterator.into_any().unbind());
-            }
-            let iterator = self.iterator.as_ref().expect("set above").bind(py);
             let mut chunk = Vec::new();
             while chunk.len() < RECORDS_PER_CHUNK {
-                match iterator.call_method0("__next__") {
-                    Ok(item) => chunk.push(object_record(item)),
-                    Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => {
-                        self.done = true;
-                        break;
-                    }
+                match self.next_record(py) {
+                    Ok(Some(r)) => chunk.push(r),
+                    Ok(None) => break,
                     Err(e) => {
-                        // The generator failed: one error record, then the reader ends.
-                        self.done = true;
-                        chunk.push(Record::Error(format_error(py, &e)));
+                        chunk.push(Record::Error(e));
                         break;
                     }
                 }
