@@ -62,9 +62,24 @@ struct Input {
 }
 
 impl Input {
-    fn next(&mut self) -> Pulled {
+    /// Takes the reader's next chunk into the input.
+    fn fill(&mut self, reader: &mut dyn Reader) {
+        match reader.next_chunk() {
+            Ok(Some(chunk)) => self.chunk.extend(chunk),
+            Ok(None) => self.reader_done = true,
+            Err(e) => {
+                self.chunk.push_back(Record::Error(e));
+                self.reader_done = true;
+            }
+        }
+    }
+
+    fn next(&mut self, reader: &mut dyn Reader) -> Pulled {
         if self.stop {
             return Pulled::Eof;
+        }
+        if self.chunk.is_empty() && !self.reader_done && reader.pulls_inline() {
+            self.fill(reader);
         }
         match self.chunk.pop_front() {
             Some(r) => Pulled::Record(r),
@@ -188,17 +203,10 @@ impl Execution {
                 self.status = Status::Aborted;
                 break;
             }
-            if self.input.wants_more() {
-                match reader.next_chunk() {
-                    Ok(Some(chunk)) => self.input.chunk.extend(chunk),
-                    Ok(None) => self.input.reader_done = true,
-                    Err(e) => {
-                        self.input.chunk.push_back(Record::Error(e));
-                        self.input.reader_done = true;
-                    }
-                }
+            if self.input.wants_more() && !reader.pulls_inline() {
+                self.input.fill(reader);
             }
-            if self.drain(scope) {
+            if self.drain(reader, scope) {
                 self.status = Status::Done;
                 break;
             }
@@ -208,7 +216,7 @@ impl Execution {
     }
 
     /// Pulls until the pipeline ends or starves; true when it ended.
-    fn drain(&mut self, scope: &dyn CallbackScope) -> bool {
+    fn drain(&mut self, reader: &mut dyn Reader, scope: &dyn CallbackScope) -> bool {
         let steps = &mut self.steps;
         let input = &mut self.input;
         let results = &mut self.results;
@@ -219,7 +227,7 @@ impl Execution {
             if abort.load(Ordering::Relaxed) {
                 return;
             }
-            match pull(steps, input) {
+            match pull(steps, input, reader) {
                 Pulled::Record(Record::Error(e)) => {
                     errors.push(e);
                     input.stop = true;
@@ -241,13 +249,13 @@ fn error(e: impl Into<String>) -> Pulled {
 }
 
 /// Pulls the next record out of the last of `steps`.
-fn pull(steps: &mut [RunningStep], input: &mut Input) -> Pulled {
+fn pull(steps: &mut [RunningStep], input: &mut Input, reader: &mut dyn Reader) -> Pulled {
     let Some((step, upstream)) = steps.split_last_mut() else {
-        return input.next();
+        return input.next(reader);
     };
     let state = &mut step.state;
     match &step.op {
-        Operation::Map(f) => match pull(upstream, input) {
+        Operation::Map(f) => match pull(upstream, input, reader) {
             Pulled::Record(r) if !r.is_error() => match f.map(r) {
                 Ok(r) => Pulled::Record(r),
                 Err(e) => error(e.0),
@@ -255,7 +263,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input) -> Pulled {
             other => other,
         },
         Operation::Filter(f) => loop {
-            match pull(upstream, input) {
+            match pull(upstream, input, reader) {
                 Pulled::Record(r) if !r.is_error() => match f.keep(&r) {
                     Ok(true) => return Pulled::Record(r),
                     Ok(false) => continue,
@@ -264,7 +272,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input) -> Pulled {
                 other => return other,
             }
         },
-        Operation::ForEach(f) => match pull(upstream, input) {
+        Operation::ForEach(f) => match pull(upstream, input, reader) {
             Pulled::Record(r) if !r.is_error() => match f.each(&r) {
                 Ok(()) => Pulled::Record(r),
                 Err(e) => error(e.0),
@@ -275,7 +283,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input) -> Pulled {
             if let Some(r) = state.pending.pop() {
                 return Pulled::Record(r);
             }
-            match pull(upstream, input) {
+            match pull(upstream, input, reader) {
                 Pulled::Record(Record::List(items)) => state.pending = items,
                 other => return other,
             }
@@ -285,7 +293,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input) -> Pulled {
                 return Pulled::Eof;
             }
             loop {
-                match pull(upstream, input) {
+                match pull(upstream, input, reader) {
                     Pulled::Record(r) if r.is_error() => return Pulled::Record(r),
                     Pulled::Record(r) => match f.accumulate(state.acc.take(), r) {
                         Ok(acc) => state.acc = Some(acc),
@@ -302,7 +310,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input) -> Pulled {
                 }
             }
         }
-        Operation::ExtractKey(f) => match pull(upstream, input) {
+        Operation::ExtractKey(f) => match pull(upstream, input, reader) {
             Pulled::Record(r) if !r.is_error() => match f.extract(&r) {
                 Ok(key) => Pulled::Record(Record::KeyValue {
                     key,
@@ -312,8 +320,8 @@ fn pull(steps: &mut [RunningStep], input: &mut Input) -> Pulled {
             },
             other => other,
         },
-        Operation::Repartition | Operation::Collect => pull(upstream, input),
-        Operation::GetValue => match pull(upstream, input) {
+        Operation::Repartition | Operation::Collect => pull(upstream, input, reader),
+        Operation::GetValue => match pull(upstream, input, reader) {
             Pulled::Record(Record::KeyValue { value, .. }) => {
                 Pulled::Record(value.map_or(Record::Null, |v| *v))
             }
@@ -324,7 +332,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input) -> Pulled {
             if state.exhausted {
                 return state.pending.pop().map_or(Pulled::Eof, Pulled::Record);
             }
-            match pull(upstream, input) {
+            match pull(upstream, input, reader) {
                 Pulled::Record(Record::KeyValue { key, value }) => {
                     let record = value.map_or(Record::Null, |v| *v);
                     let slot = state.groups.slot(&key);
@@ -357,7 +365,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input) -> Pulled {
             if state.exhausted {
                 return state.pending.pop().map_or(Pulled::Eof, Pulled::Record);
             }
-            match pull(upstream, input) {
+            match pull(upstream, input, reader) {
                 Pulled::Record(Record::KeyValue { key, value }) => {
                     let record = value.map_or(Record::Null, |v| *v);
                     match state.groups.slot(&key) {
@@ -381,7 +389,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input) -> Pulled {
                 }
             }
         },
-        Operation::Reduce(f) => match pull(upstream, input) {
+        Operation::Reduce(f) => match pull(upstream, input, reader) {
             Pulled::Record(Record::KeyValue { key, value }) => {
                 let records = match value.map(|v| *v) {
                     Some(Record::List(list)) => list,
@@ -403,7 +411,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input) -> Pulled {
             if state.exhausted {
                 return Pulled::Eof;
             }
-            match pull(upstream, input) {
+            match pull(upstream, input, reader) {
                 Pulled::Record(r) if r.is_error() => return Pulled::Record(r),
                 Pulled::Record(r) => {
                     let position = state.seen;

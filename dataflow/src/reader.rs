@@ -8,6 +8,13 @@ pub trait Reader: Send {
     /// The next chunk; `Ok(None)` once the reader is exhausted. An `Err` ends the reader with one
     /// error record.
     fn next_chunk(&mut self) -> Result<Option<Vec<Record>>, String>;
+
+    /// True for readers that need no lock of their own (a Python generator): the engine then
+    /// asks for the next chunk from inside the callback scope, only when the pipeline pulls, so
+    /// such a reader (returning small chunks) never runs ahead of a `limit` or a first error.
+    fn pulls_inline(&self) -> bool {
+        false
+    }
 }
 
 /// Records from memory, `chunk` at a time.

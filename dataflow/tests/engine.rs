@@ -371,3 +371,52 @@ fn the_scope_is_entered_once_per_chunk_not_per_record() {
     // Ten chunks, plus the final pull that finds the reader exhausted.
     assert_eq!(scope.0.load(Ordering::SeqCst), 11);
 }
+
+/// A reader that counts how many records it handed out, one per chunk, pulled inline.
+struct InlineCounter {
+    next: i64,
+    handed: Arc<AtomicUsize>,
+}
+
+impl Reader for InlineCounter {
+    fn next_chunk(&mut self) -> Result<Option<Vec<Record>>, String> {
+        self.handed.fetch_add(1, Ordering::SeqCst);
+        self.next += 1;
+        Ok(Some(vec![Record::Long(self.next - 1)]))
+    }
+
+    fn pulls_inline(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn an_inline_reader_is_pulled_no_further_than_the_pipeline_needs() {
+    let handed = Arc::new(AtomicUsize::new(0));
+    let mut reader = InlineCounter {
+        next: 0,
+        handed: handed.clone(),
+    };
+    let mut e = Execution::new(&plan(vec![Step::limit(0, 3)]));
+    assert_eq!(e.run(&mut reader, &NoScope), Status::Done);
+    assert_eq!(e.results(), longs([0, 1, 2]).as_slice());
+    // Three records and the one extra the limit discards, never a whole chunk ahead.
+    assert_eq!(handed.load(Ordering::SeqCst), 4);
+
+    let handed = Arc::new(AtomicUsize::new(0));
+    let mut reader = InlineCounter {
+        next: 0,
+        handed: handed.clone(),
+    };
+    let failing = plan(vec![map(|r| {
+        if long(&r) == 2 {
+            Err("stop".into())
+        } else {
+            Ok(r)
+        }
+    })]);
+    let mut e = Execution::new(&failing);
+    e.run(&mut reader, &NoScope);
+    assert_eq!(e.errors(), ["stop".to_string()]);
+    assert_eq!(handed.load(Ordering::SeqCst), 3);
+}

@@ -127,7 +127,7 @@ impl Drop for Server {
 }
 
 /// A reply as a client sees it on the wire, errors included with their exact text.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum Reply {
     Simple(String),
     Bulk(Vec<u8>),
@@ -135,6 +135,20 @@ pub enum Reply {
     Err(String),
     Arr(Vec<Reply>),
     Nil,
+}
+
+impl std::fmt::Debug for Reply {
+    /// Bulk strings as text, so a failed assertion reads like redis-cli.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Simple(s) => write!(f, "+{s}"),
+            Reply::Bulk(b) => write!(f, "{:?}", String::from_utf8_lossy(b)),
+            Reply::Int(i) => write!(f, "(integer) {i}"),
+            Reply::Err(e) => write!(f, "(error) {e}"),
+            Reply::Arr(items) => f.debug_list().entries(items).finish(),
+            Reply::Nil => write!(f, "(nil)"),
+        }
+    }
 }
 
 impl Reply {
@@ -233,4 +247,43 @@ pub fn pyexecute(con: &mut redis::Connection, script: &str, options: &[&str]) ->
     let mut args = vec!["RG.PYEXECUTE", script];
     args.extend_from_slice(options);
     cmd(con, &args)
+}
+
+/// Python's `repr` of a str (the quoting `str(list)` uses): single quotes unless the text holds a
+/// single quote and no double quote.
+pub fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::new();
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// The text RedisGears gives a Python error with PythonAttemptTraceback on: `str()` of the
+/// `traceback.format_exception` list. `frames` are (line, function) of `<string>` frames.
+pub fn traceback(frames: &[(u32, &str)], last: &str) -> String {
+    let mut lines = vec!["Traceback (most recent call last):\n".to_string()];
+    for (line, function) in frames {
+        lines.push(format!("  File \"<string>\", line {line}, in {function}\n"));
+    }
+    lines.push(format!("{last}\n"));
+    let items: Vec<String> = lines.iter().map(|l| py_repr(l)).collect();
+    format!("[{}]", items.join(", "))
 }

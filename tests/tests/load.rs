@@ -122,7 +122,9 @@ def probe(x):
     c = ctypes.c_int(7).value
     s = ssl.OPENSSL_VERSION.split()[0]
     return '%s %s %s %s' % (d, q, c, s)
-GB('PythonReader').map(probe).run(lambda: iter(['1']))
+def one():
+    yield '1'
+GB('PythonReader').map(probe).run(one)
 ";
     assert_eq!(
         e2e::pyexecute(&mut con, script, &[]),

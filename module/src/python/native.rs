@@ -136,6 +136,19 @@ impl PyFlatExecution {
     }
 }
 
+/// The positional key pattern (or stream name) of KeysReader and StreamReader, `*` if none.
+fn regex_arg(args: &Bound<'_, PyTuple>) -> PyResult<String> {
+    if args.is_empty() {
+        return Ok("*".to_string());
+    }
+    Ok(args
+        .get_item(0)?
+        .cast::<PyString>()
+        .map_err(|_| gears_error("regex argument must be a string"))?
+        .to_str()?
+        .to_string())
+}
+
 fn bool_kwarg(
     kwargs: Option<&Bound<'_, PyDict>>,
     key: &str,
@@ -282,11 +295,11 @@ impl PyFlatExecution {
         Ok(())
     }
 
-    #[pyo3(signature = (arg=None, **kwargs))]
+    #[pyo3(signature = (*args, **kwargs))]
     fn run(
         &mut self,
         py: Python<'_>,
-        arg: Option<Bound<'_, PyAny>>,
+        args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         if !context::on_gears_thread() {
@@ -301,21 +314,17 @@ impl PyFlatExecution {
         }
         let reader: Box<dyn Reader> = match self.reader.as_str() {
             "PythonReader" => {
-                let f = arg.ok_or_else(|| gears_error("python reader function is not given"))?;
+                if args.len() != 1 {
+                    return Err(gears_error("python reader function is not given"));
+                }
+                let f = args.get_item(0)?;
                 if !f.is_instance_of::<PyFunction>() {
                     return Err(gears_error("pyreader argument must be a function"));
                 }
                 Box::new(PythonReader::new(f.unbind()))
             }
             "KeysReader" => {
-                let pattern = match arg {
-                    None => "*".to_string(),
-                    Some(a) => a
-                        .cast::<PyString>()
-                        .map_err(|_| gears_error("regex argument must be a string"))?
-                        .to_str()?
-                        .to_string(),
-                };
+                let pattern = regex_arg(args)?;
                 let no_scan =
                     bool_kwarg(kwargs, "noScan", false, "exactMatch value is not boolean")?;
                 let read_value =
@@ -323,14 +332,7 @@ impl PyFlatExecution {
                 Box::new(KeysReader::new(pattern.into_bytes(), no_scan, read_value))
             }
             "StreamReader" => {
-                let key = match arg {
-                    None => "*".to_string(),
-                    Some(a) => a
-                        .cast::<PyString>()
-                        .map_err(|_| gears_error("regex argument must be a string"))?
-                        .to_str()?
-                        .to_string(),
-                };
+                let key = regex_arg(args)?;
                 let from_id = match kwargs.map(|k| k.get_item("fromId")).transpose()?.flatten() {
                     None => "0-0".to_string(),
                     Some(v) => v

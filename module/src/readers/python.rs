@@ -8,9 +8,6 @@ use pyo3::prelude::*;
 use crate::python::convert::object_record;
 use crate::python::errors::format_error;
 
-/// Records taken per GIL hold.
-const RECORDS_PER_CHUNK: usize = 1000;
-
 enum Source {
     /// Not called yet, or called and returned a plain value: call it (again).
     Function,
@@ -72,23 +69,17 @@ impl PythonReader {
 }
 
 impl Reader for PythonReader {
+    /// One record at a time: the generator only runs when the pipeline pulls, as in RedisGears.
     fn next_chunk(&mut self) -> Result<Option<Vec<Record>>, String> {
-        if matches!(self.source, Source::Done) {
-            return Ok(None);
-        }
-        Python::attach(|py| {
-            let mut chunk = Vec::new();
-            while chunk.len() < RECORDS_PER_CHUNK {
-                match self.next_record(py) {
-                    Ok(Some(r)) => chunk.push(r),
-                    Ok(None) => break,
-                    Err(e) => {
-                        chunk.push(Record::Error(e));
-                        break;
-                    }
-                }
-            }
-            Ok(Some(chunk))
+        Python::attach(|py| match self.next_record(py) {
+            Ok(Some(r)) => Ok(Some(vec![r])),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
         })
+    }
+
+    /// The generator needs no Redis lock, so it is pulled inside the engine's GIL hold.
+    fn pulls_inline(&self) -> bool {
+        true
     }
 }
