@@ -39,24 +39,37 @@ impl CallbackScope for NoScope {
 
 pub trait MapFn: Send + Sync {
     fn map(&self, record: Record) -> StepResult<Record>;
+
+    /// False for a map that passes records on untouched without looking at them (a marker
+    /// step): the reader may then skip reading what nobody looks at.
+    fn inspects_records(&self) -> bool {
+        true
+    }
 }
 
+/// The record is `&mut` so that a callback may swap a native record for its runtime object
+/// (converting lazily, once) and later steps see that same object.
 pub trait FilterFn: Send + Sync {
-    fn keep(&self, record: &Record) -> StepResult<bool>;
+    fn keep(&self, record: &mut Record) -> StepResult<bool>;
 }
 
 /// Called for its side effects; the record (possibly changed in place) continues.
 pub trait ForEachFn: Send + Sync {
-    fn each(&self, record: &Record) -> StepResult<()>;
+    fn each(&self, record: &mut Record) -> StepResult<()>;
 }
 
 pub trait AccumulateFn: Send + Sync {
     fn accumulate(&self, acc: Option<Record>, record: Record) -> StepResult<Record>;
+
+    /// False for an accumulator that never looks at the records it folds (a count).
+    fn inspects_records(&self) -> bool {
+        true
+    }
 }
 
 /// Extracts the grouping key of a record.
 pub trait ExtractFn: Send + Sync {
-    fn extract(&self, record: &Record) -> StepResult<String>;
+    fn extract(&self, record: &mut Record) -> StepResult<String>;
 }
 
 pub trait AccumulateByKeyFn: Send + Sync {
@@ -73,14 +86,14 @@ impl<F: Fn(Record) -> StepResult<Record> + Send + Sync> MapFn for F {
     }
 }
 
-impl<F: Fn(&Record) -> StepResult<bool> + Send + Sync> FilterFn for F {
-    fn keep(&self, record: &Record) -> StepResult<bool> {
+impl<F: Fn(&mut Record) -> StepResult<bool> + Send + Sync> FilterFn for F {
+    fn keep(&self, record: &mut Record) -> StepResult<bool> {
         self(record)
     }
 }
 
-impl<F: Fn(&Record) -> StepResult<()> + Send + Sync> ForEachFn for F {
-    fn each(&self, record: &Record) -> StepResult<()> {
+impl<F: Fn(&mut Record) -> StepResult<()> + Send + Sync> ForEachFn for F {
+    fn each(&self, record: &mut Record) -> StepResult<()> {
         self(record)
     }
 }
@@ -91,8 +104,8 @@ impl<F: Fn(Option<Record>, Record) -> StepResult<Record> + Send + Sync> Accumula
     }
 }
 
-impl<F: Fn(&Record) -> StepResult<String> + Send + Sync> ExtractFn for F {
-    fn extract(&self, record: &Record) -> StepResult<String> {
+impl<F: Fn(&mut Record) -> StepResult<String> + Send + Sync> ExtractFn for F {
+    fn extract(&self, record: &mut Record) -> StepResult<String> {
         self(record)
     }
 }

@@ -264,7 +264,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input, reader: &mut dyn Reader) -
         },
         Operation::Filter(f) => loop {
             match pull(upstream, input, reader) {
-                Pulled::Record(r) if !r.is_error() => match f.keep(&r) {
+                Pulled::Record(mut r) if !r.is_error() => match f.keep(&mut r) {
                     Ok(true) => return Pulled::Record(r),
                     Ok(false) => continue,
                     Err(e) => return error(e.0),
@@ -273,7 +273,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input, reader: &mut dyn Reader) -
             }
         },
         Operation::ForEach(f) => match pull(upstream, input, reader) {
-            Pulled::Record(r) if !r.is_error() => match f.each(&r) {
+            Pulled::Record(mut r) if !r.is_error() => match f.each(&mut r) {
                 Ok(()) => Pulled::Record(r),
                 Err(e) => error(e.0),
             },
@@ -311,7 +311,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input, reader: &mut dyn Reader) -
             }
         }
         Operation::ExtractKey(f) => match pull(upstream, input, reader) {
-            Pulled::Record(r) if !r.is_error() => match f.extract(&r) {
+            Pulled::Record(mut r) if !r.is_error() => match f.extract(&mut r) {
                 Ok(key) => Pulled::Record(Record::KeyValue {
                     key,
                     value: Some(Box::new(r)),

@@ -17,6 +17,7 @@ pub mod glob;
 pub mod keys;
 pub mod plan;
 pub mod pool;
+pub mod prefetch;
 pub mod reader;
 pub mod record;
 
@@ -26,5 +27,6 @@ pub use callbacks::{
 };
 pub use execution::{Execution, Status};
 pub use plan::{Operation, Plan, Step, StepType};
+pub use prefetch::Prefetch;
 pub use reader::{Reader, VecReader};
 pub use record::{ObjectHandle, Record};

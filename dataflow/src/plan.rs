@@ -128,4 +128,19 @@ impl Plan {
         self.steps.push(step);
         self
     }
+
+    /// Whether any step looks at what the reader produces. False when every step before the
+    /// first accumulator that ignores its input (a count) passes records on unseen, so a reader
+    /// can skip reading values nobody will look at.
+    pub fn inspects_reader_records(&self) -> bool {
+        for step in &self.steps {
+            match &step.op {
+                Operation::Map(f) if !f.inspects_records() => continue,
+                Operation::Accumulate(f) if !f.inspects_records() => return false,
+                Operation::Collect | Operation::Repartition | Operation::Limit { .. } => continue,
+                _ => return true,
+            }
+        }
+        true
+    }
 }

@@ -23,7 +23,7 @@ fn map(f: impl Fn(Record) -> Result<Record, StepError> + Send + Sync + 'static) 
     Step::map("map", "", Arc::new(f))
 }
 
-fn filter(f: impl Fn(&Record) -> Result<bool, StepError> + Send + Sync + 'static) -> Step {
+fn filter(f: impl Fn(&mut Record) -> Result<bool, StepError> + Send + Sync + 'static) -> Step {
     Step::new(
         StepType::Filter,
         "filter",
@@ -206,7 +206,7 @@ fn limit_lets_errors_through_uncounted() {
     assert!(results.is_empty());
 }
 
-fn key_of(r: &Record) -> Result<String, StepError> {
+fn key_of(r: &mut Record) -> Result<String, StepError> {
     Ok((long(r) % 3).to_string())
 }
 
@@ -419,4 +419,59 @@ fn an_inline_reader_is_pulled_no_further_than_the_pipeline_needs() {
     e.run(&mut reader, &NoScope);
     assert_eq!(e.errors(), ["stop".to_string()]);
     assert_eq!(handed.load(Ordering::SeqCst), 3);
+}
+
+/// Counts the chunks it was asked for.
+struct CountingChunks {
+    inner: VecReader,
+    asked: Arc<AtomicUsize>,
+}
+
+impl Reader for CountingChunks {
+    fn next_chunk(&mut self) -> Result<Option<Vec<Record>>, String> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        self.inner.next_chunk()
+    }
+}
+
+#[test]
+fn prefetching_gives_the_same_records_in_the_same_order() {
+    let p = plan(vec![map(|r| Ok(Record::Long(long(&r) + 1)))]);
+    let mut direct = Execution::new(&p);
+    direct.run(&mut VecReader::new(longs(0..5000), 100), &NoScope);
+    let mut prefetched = Execution::new(&p);
+    let mut reader =
+        dataflow::Prefetch::spawn(Box::new(VecReader::new(longs(0..5000), 100)), 2, "t").unwrap();
+    prefetched.run(&mut reader, &NoScope);
+    assert_eq!(direct.results(), prefetched.results());
+    assert_eq!(prefetched.results().len(), 5000);
+}
+
+#[test]
+fn prefetching_stops_reading_when_the_execution_stops() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let inner = CountingChunks {
+        inner: VecReader::new(longs(0..1_000_000), 10),
+        asked: asked.clone(),
+    };
+    let mut e = Execution::new(&plan(vec![Step::limit(0, 5)]));
+    let mut reader = dataflow::Prefetch::spawn(Box::new(inner), 2, "t").unwrap();
+    e.run(&mut reader, &NoScope);
+    assert_eq!(e.results(), longs(0..5).as_slice());
+    drop(reader);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // At most the chunk in hand, the queue, and the one whose send failed.
+    assert!(
+        asked.load(Ordering::SeqCst) <= 5,
+        "{}",
+        asked.load(Ordering::SeqCst)
+    );
+}
+
+#[test]
+fn prefetching_passes_reader_errors_on() {
+    let mut e = Execution::new(&plan(vec![map(Ok)]));
+    let mut reader = dataflow::Prefetch::spawn(Box::new(FailingReader(false)), 2, "t").unwrap();
+    e.run(&mut reader, &NoScope);
+    assert_eq!(e.errors(), ["reader broke".to_string()]);
 }

@@ -17,7 +17,7 @@ pub mod reply;
 use redis_module::{redis_module, Context, RedisResult, RedisString, Status};
 
 use commands::{
-    cluster, config as config_commands, execute, executions as execution_commands, guarded,
+    cluster, config as config_commands, debug, execute, executions as execution_commands, guarded,
 };
 
 /// RedisGears 1.2.13, as `major*10000 + minor*100 + patch`.
@@ -66,6 +66,7 @@ command!(rg_dumpexecutions, execution_commands::dump_executions);
 command!(rg_configget, config_commands::config_get);
 command!(rg_configset, config_commands::config_set);
 command!(rg_infocluster, cluster::info_cluster);
+command!(rg_debugscanfloor, debug::scan_floor);
 
 redis_module! {
     name: "rg",
@@ -82,5 +83,6 @@ redis_module! {
         ["rg.configget", rg_configget, "readonly", 0, 0, 0, ""],
         ["rg.configset", rg_configset, "readonly", 0, 0, 0, ""],
         ["rg.infocluster", rg_infocluster, "readonly", 0, 0, 0, ""],
+        ["rg.debugscanfloor", rg_debugscanfloor, "readonly", 0, 0, 0, ""],
     ],
 }

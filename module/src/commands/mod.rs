@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod debug;
 pub mod execute;
 pub mod executions;
 

@@ -45,19 +45,19 @@ fn optional<'py>(py: Python<'py>, acc: Option<Record>) -> StepResult<Bound<'py, 
     }
 }
 
-/// `RedisGearsPy_ToPyRecordMapper`: native records into Python objects.
+/// `RedisGearsPy_ToPyRecordMapper`: where RedisGears converts native records to Python. Here
+/// conversion is lazy (the first Python callback to touch a record converts it, and final
+/// records go out by the Python reply rules), so the step passes records on untouched and a plan
+/// that never looks at its records never pays for converting them.
 pub struct ToPyRecord;
 
 impl MapFn for ToPyRecord {
     fn map(&self, record: Record) -> StepResult<Record> {
-        if matches!(record, Record::Object(_)) {
-            return Ok(record);
-        }
-        Python::attach(|py| {
-            record_into_py(py, record)
-                .map(object_record)
-                .map_err(|e| step_error(py, e))
-        })
+        Ok(record)
+    }
+
+    fn inspects_records(&self) -> bool {
+        false
     }
 }
 
@@ -94,7 +94,7 @@ impl MapFn for PyFlatMapper {
 pub struct PyFilter(pub PyCallback);
 
 impl FilterFn for PyFilter {
-    fn keep(&self, record: &Record) -> StepResult<bool> {
+    fn keep(&self, record: &mut Record) -> StepResult<bool> {
         Python::attach(|py| {
             let arg = record_as_py(py, record).map_err(|e| step_error(py, e))?;
             self.0
@@ -109,7 +109,7 @@ impl FilterFn for PyFilter {
 pub struct PyForEach(pub PyCallback);
 
 impl ForEachFn for PyForEach {
-    fn each(&self, record: &Record) -> StepResult<()> {
+    fn each(&self, record: &mut Record) -> StepResult<()> {
         Python::attach(|py| {
             let arg = record_as_py(py, record).map_err(|e| step_error(py, e))?;
             self.0.call(py, (arg,)).map(|_| ())
@@ -134,7 +134,7 @@ impl AccumulateFn for PyAccumulate {
 pub struct PyExtractor(pub PyCallback);
 
 impl ExtractFn for PyExtractor {
-    fn extract(&self, record: &Record) -> StepResult<String> {
+    fn extract(&self, record: &mut Record) -> StepResult<String> {
         Python::attach(|py| {
             let arg = record_as_py(py, record).map_err(|e| step_error(py, e))?;
             let key = self.0.call(py, (arg,))?;
@@ -174,5 +174,37 @@ impl ReduceFn for PyReducer {
             // A non-callable reducer fails outside any Python frame, so without traceback.
             self.0.call(py, (key, list)).map(object_record)
         })
+    }
+}
+
+/// `count()`'s per-record step, `lambda a, r: 1 + (a if a else 0)`, run natively: it never
+/// looks at the records, so nothing upstream needs to read or convert them. (The step that sums
+/// the partial counts sees one record per shard and stays in Python.)
+pub struct NativeCount;
+
+impl AccumulateFn for NativeCount {
+    fn accumulate(&self, acc: Option<Record>, _record: Record) -> StepResult<Record> {
+        Ok(Record::Long(match acc {
+            Some(Record::Long(n)) => n + 1,
+            _ => 1,
+        }))
+    }
+
+    fn inspects_records(&self) -> bool {
+        false
+    }
+}
+
+/// `countby()`'s per-record reducer, `seqOp(k, a if a else 0, r)` with `seqOp = 1 + a`, run
+/// natively; an accumulator it did not make itself goes to the Python lambda it stands for.
+pub struct NativeCountByKey(pub PyAccumulateByKey);
+
+impl AccumulateByKeyFn for NativeCountByKey {
+    fn accumulate(&self, key: &str, acc: Option<Record>, record: Record) -> StepResult<Record> {
+        match acc {
+            None => Ok(Record::Long(1)),
+            Some(Record::Long(a)) if a < i64::MAX => Ok(Record::Long(a + 1)),
+            acc => self.0.accumulate(key, acc, record),
+        }
     }
 }

@@ -36,7 +36,7 @@ pub fn record_into_py(py: Python<'_>, record: Record) -> PyResult<Bound<'_, PyAn
         Record::HashSet(fields) => {
             let dict = PyDict::new(py);
             for (name, value) in fields {
-                dict.set_item(bytes_to_py(py, &name), record_into_py(py, value)?)?;
+                dict.set_item(field_name(py, &name), record_into_py(py, value)?)?;
             }
             dict.into_any()
         }
@@ -53,13 +53,28 @@ pub fn record_into_py(py: Python<'_>, record: Record) -> PyResult<Bound<'_, PyAn
     })
 }
 
-/// A Python view of a record that stays in the pipeline (filter, foreach, extractors).
-pub fn record_as_py<'py>(py: Python<'py>, record: &Record) -> PyResult<Bound<'py, PyAny>> {
-    match record.downcast_ref::<PyObj>() {
-        Some(obj) => Ok(obj.0.bind(py).clone()),
-        None => Err(crate::python::errors::gears_error(
-            "internal error: a step received a record that is not a Python object",
-        )),
+/// The Python object of a record that stays in the pipeline (filter, foreach, extractors). A
+/// native record is converted once, in place, so that later steps see the same object (and what
+/// a foreach changed in it).
+pub fn record_as_py<'py>(py: Python<'py>, record: &mut Record) -> PyResult<Bound<'py, PyAny>> {
+    if let Some(obj) = record.downcast_ref::<PyObj>() {
+        return Ok(obj.0.bind(py).clone());
+    }
+    let native = std::mem::replace(record, Record::Null);
+    let obj = record_into_py(py, native)?;
+    *record = Record::object(PyObj(obj.clone().unbind()));
+    Ok(obj)
+}
+
+/// A field name; the names of the readers' fixed record shapes are interned once.
+fn field_name<'py>(py: Python<'py>, name: &[u8]) -> Bound<'py, PyAny> {
+    match name {
+        b"key" => pyo3::intern!(py, "key").clone().into_any(),
+        b"value" => pyo3::intern!(py, "value").clone().into_any(),
+        b"type" => pyo3::intern!(py, "type").clone().into_any(),
+        b"event" => pyo3::intern!(py, "event").clone().into_any(),
+        b"id" => pyo3::intern!(py, "id").clone().into_any(),
+        _ => bytes_to_py(py, name),
     }
 }
 
@@ -116,6 +131,15 @@ pub fn py_to_reply(obj: &Bound<'_, PyAny>) -> Reply {
         return Reply::Bulk(b.as_bytes().to_vec());
     }
     Reply::bulk("PY RECORD")
+}
+
+/// A final record of a plan built from Python: every record of such a plan is a Python object
+/// (native ones only because conversion is lazy), so all go out by the Python rules.
+pub fn python_record_to_reply(py: Python<'_>, record: Record) -> Reply {
+    match record_into_py(py, record) {
+        Ok(obj) => py_to_reply(&obj),
+        Err(_) => Reply::bulk("PY RECORD"),
+    }
 }
 
 /// A final record as a reply: Python objects by the Python rules, native records by the

@@ -101,11 +101,12 @@ class GearsBuilder():
         return self
 
     def aggregateby(self, extractor, zero, seqOp, combOp):
-        '''
-        Aggregates the records by extractor(record); emits {'key': k, 'value': v}. seqOp(key,
-        accumulator, record) runs per shard, combOp(key, accumulator, value) on the key's owner.
-        '''
-        self.localgroupby(lambda x: extractor(x), lambda k, a, r: seqOp(k, a if a else copy.deepcopy(zero), r))
+        # Aggregates the records by extractor(record); emits {'key': k, 'value': v}. seqOp(key,
+        # accumulator, record) runs per shard, combOp(key, accumulator, value) on the key's owner.
+        seq = lambda k, a, r: seqOp(k, a if a else copy.deepcopy(zero), r)
+        if getattr(seqOp, '__gears_native__', None) == 'count':
+            seq = rg._native('count', seq)
+        self.localgroupby(lambda x: extractor(x), seq)
         self.groupby(lambda r: r['key'], lambda k, a, r: combOp(k, a if a else copy.deepcopy(zero), r['value']))
         return self
 
@@ -114,10 +115,9 @@ class GearsBuilder():
         return self
 
     def count(self):
-        '''
-        Counts the records; emits nothing when there are none.
-        '''
-        self.accumulate(lambda a, r: 1 + (a if a else 0))
+        # Counts the records; emits nothing when there are none.
+        # rg._native marks a lambda the engine runs natively; its repr and results are unchanged.
+        self.accumulate(rg._native('count', lambda a, r: 1 + (a if a else 0)))
         self.collect()
         self.accumulate(lambda a, r: r + (a if a else 0))
         return self
@@ -126,7 +126,7 @@ class GearsBuilder():
         '''
         Counts the records per key; emits {'key': k, 'value': n}.
         '''
-        self.aggregateby(extractor, 0, lambda k, a, r: 1 + a, lambda k, a, r: r + a)
+        self.aggregateby(extractor, 0, rg._native('count', lambda k, a, r: 1 + a), lambda k, a, r: r + a)
         return self
 
     def sort(self, reverse=True):

@@ -21,7 +21,7 @@ use pyo3::types::{PyBytes, PyDict};
 use crate::executions::{self, Outcome};
 use crate::{config, ids};
 use callbacks::PyScope;
-use convert::record_to_reply;
+use convert::python_record_to_reply;
 use errors::format_error;
 
 const PRELUDE: &str = include_str!("gearsbuilder.py");
@@ -145,9 +145,10 @@ pub fn start_execution(plan: Plan, mut reader: Box<dyn Reader>) -> Result<(), St
             let status = execution.run(reader.as_mut(), &PyScope);
             let (results, errors) = execution.take_output();
             let results = Python::attach(|py| {
-                let replies = results.iter().map(|r| record_to_reply(py, r)).collect();
-                drop(results);
-                replies
+                results
+                    .into_iter()
+                    .map(|r| python_record_to_reply(py, r))
+                    .collect()
             });
             (
                 status,

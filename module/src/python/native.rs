@@ -4,26 +4,30 @@
 
 use std::sync::Arc;
 
-use dataflow::{Operation, Plan, Reader, Step, StepType};
+use dataflow::{
+    AccumulateByKeyFn, AccumulateFn, Operation, Plan, Prefetch, Reader, Step, StepType,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFunction, PyInt, PyString, PyTuple};
 
 use super::callbacks::{
-    PyAccumulate, PyAccumulateByKey, PyCallback, PyExtractor, PyFilter, PyFlatMapper, PyForEach,
-    PyMapper, PyReducer, ToPyRecord,
+    NativeCount, NativeCountByKey, PyAccumulate, PyAccumulateByKey, PyCallback, PyExtractor,
+    PyFilter, PyFlatMapper, PyForEach, PyMapper, PyReducer, ToPyRecord,
 };
 use super::errors::{create_exception_types, flat_error, gears_error};
 use super::{context, start_execution};
-use crate::readers::keys::KeysReader;
+use crate::readers::keys::{KeyContent, KeysReader};
 use crate::readers::python::PythonReader;
 use crate::readers::stream::StreamReader;
 use crate::{config, ids, redis_calls};
 
-const NATIVE_READERS: [&str; 4] = [
+/// The native readers `gearsCtx` accepts; `ShardIDReader` (no `s`) is internal and cannot run.
+const NATIVE_READERS: [&str; 5] = [
     "KeysReader",
     "StreamReader",
     "CommandReader",
     "PythonReader",
+    "ShardIDReader",
 ];
 
 /// A plan under construction: the reader's name and the steps recorded so far.
@@ -45,6 +49,17 @@ fn function_arg(args: &Bound<'_, PyTuple>, op: &str, what: &str) -> PyResult<Py<
         return Err(gears_error(&format!("{what} argument must be a function")));
     }
     Ok(f.unbind())
+}
+
+/// The attribute that marks a prelude lambda as one the engine may run natively.
+const NATIVE_MARK: &str = "__gears_native__";
+
+/// Which native step stands for `f`, if the prelude marked it with `_native`.
+fn native_kind(py: Python<'_>, f: &Py<PyAny>) -> Option<String> {
+    f.bind(py)
+        .getattr(NATIVE_MARK)
+        .ok()
+        .and_then(|k| k.extract::<String>().ok())
 }
 
 fn describe(py: Python<'_>, f: &Py<PyAny>) -> String {
@@ -121,18 +136,31 @@ impl PyFlatExecution {
                 Operation::Reduce(Arc::new(PyReducer(PyCallback(reducer.clone_ref(py))))),
             );
         } else {
+            let python = PyAccumulateByKey(PyCallback(reducer.clone_ref(py)));
+            let op: Arc<dyn AccumulateByKeyFn> = match native_kind(py, &reducer).as_deref() {
+                Some("count") => Arc::new(NativeCountByKey(python)),
+                _ => Arc::new(python),
+            };
             self.push_callback(
                 py,
                 StepType::AccumulateByKey,
                 "RedisGearsPy_PyCallbackAccumulateByKey",
                 &reducer,
-                Operation::AccumulateByKey(Arc::new(PyAccumulateByKey(PyCallback(
-                    reducer.clone_ref(py),
-                )))),
+                Operation::AccumulateByKey(op),
             );
         }
         self.plan.push(to_py_step());
         Ok(())
+    }
+}
+
+/// Chunks of keyspace reads prefetched on a helper thread, so the scan (under the Redis lock)
+/// overlaps the Python steps (under the GIL). Two chunks ahead are enough to keep both busy.
+fn read_ahead(reader: Box<dyn Reader>) -> PyResult<Box<dyn Reader>> {
+    match Prefetch::spawn(reader, 2, "gears-read-ahead") {
+        Ok(prefetch) => Ok(Box::new(prefetch)),
+        // Only when the process is out of threads.
+        Err(e) => Err(gears_error(&format!("failed creating execution: {e}"))),
     }
 }
 
@@ -218,7 +246,11 @@ impl PyFlatExecution {
     #[pyo3(signature = (*args))]
     fn accumulate(&mut self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
         let f = function_arg(args, "accumulate", "accumulate")?;
-        let op = Operation::Accumulate(Arc::new(PyAccumulate(PyCallback(f.clone_ref(py)))));
+        let op: Arc<dyn AccumulateFn> = match native_kind(py, &f).as_deref() {
+            Some("count") => Arc::new(NativeCount),
+            _ => Arc::new(PyAccumulate(PyCallback(f.clone_ref(py)))),
+        };
+        let op = Operation::Accumulate(op);
         self.push_callback(
             py,
             StepType::Accumulate,
@@ -329,7 +361,20 @@ impl PyFlatExecution {
                     bool_kwarg(kwargs, "noScan", false, "exactMatch value is not boolean")?;
                 let read_value =
                     bool_kwarg(kwargs, "readValue", true, "readValue value is not boolean")?;
-                Box::new(KeysReader::new(pattern.into_bytes(), no_scan, read_value))
+                // What nobody looks at (a plain count) is not read at all.
+                let content = if !self.plan.inspects_reader_records() {
+                    KeyContent::Nothing
+                } else if read_value {
+                    KeyContent::Values
+                } else {
+                    KeyContent::Names
+                };
+                let reader = Box::new(KeysReader::new(pattern.into_bytes(), no_scan, content));
+                if no_scan {
+                    reader
+                } else {
+                    read_ahead(reader)?
+                }
             }
             "StreamReader" => {
                 let key = regex_arg(args)?;
@@ -341,7 +386,10 @@ impl PyFlatExecution {
                         .to_str()?
                         .to_string(),
                 };
-                Box::new(StreamReader::new(key.into_bytes(), from_id.into_bytes()))
+                read_ahead(Box::new(StreamReader::new(
+                    key.into_bytes(),
+                    from_id.into_bytes(),
+                )))?
             }
             _ => return Err(gears_error("Given reader do not support run or not exists")),
         };
@@ -500,6 +548,14 @@ fn flat_error_fn(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
     Err(flat_error(py, args.get_item(0)?.unbind()))
 }
 
+/// `_native(kind, f)`: marks one of the prelude's own lambdas as runnable natively; returns `f`.
+#[pyfunction]
+#[pyo3(name = "_native")]
+fn mark_native<'py>(kind: &str, f: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    f.setattr(NATIVE_MARK, kind)?;
+    Ok(f)
+}
+
 #[pymodule]
 pub fn redisgears(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -513,5 +569,6 @@ pub fn redisgears(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(execute_command, m)?)?;
     m.add_function(wrap_pyfunction!(config_get, m)?)?;
     m.add_function(wrap_pyfunction!(flat_error_fn, m)?)?;
+    m.add_function(wrap_pyfunction!(mark_native, m)?)?;
     Ok(())
 }

@@ -1,95 +1,77 @@
-//! KeysReader in batch mode: walks the keyspace with the module scan API from a worker thread,
-//! holding the Redis lock for one bounded chunk at a time.
+//! KeysReader in batch mode: the records of the keys matching a pattern (or one exact key).
 
-use std::cell::RefCell;
-use std::time::Duration;
-
-use dataflow::glob;
 use dataflow::keys::{key_record, KeyValue};
 use dataflow::{Reader, Record};
-use redis_module::{
-    key::RedisKey, Context, DetachedFromClient, KeyType, KeysCursor, RedisString, RedisValue,
-    ThreadSafeContext,
-};
+use redis_module::key::RedisKey;
+use redis_module::{Context, KeyType, RedisString, RedisValue};
 
-/// Keys read per lock hold; about 1-2 ms of work (BUILD-NOTES-2 §2).
-const KEYS_PER_CHUNK: usize = 1000;
-/// Pause after releasing the lock so the main thread gets it before we take it again.
-const PAUSE_BETWEEN_CHUNKS: Duration = Duration::from_micros(20);
+use super::scan::ChunkedScan;
 
-/// The scan cursor lives on the worker; it is only used with the Redis lock held.
-struct Cursor(KeysCursor);
-// SAFETY: the cursor is a handle to Redis' scan state, used only under the Redis lock and by one
-// thread at a time (the reader is owned by one execution).
-unsafe impl Send for Cursor {}
+/// What the records must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyContent {
+    /// No step looks at the records (a plain count): one placeholder per key.
+    Nothing,
+    /// `{'event', 'key'}` (readValue=False).
+    Names,
+    /// `{'event', 'key', 'type', 'value'}`.
+    Values,
+}
 
 pub struct KeysReader {
-    pattern: Vec<u8>,
-    no_scan: bool,
-    read_value: bool,
-    cursor: Option<Cursor>,
-    context: Option<ThreadSafeContext<DetachedFromClient>>,
-    done: bool,
+    scan: ChunkedScan,
+    exact_key: Option<Vec<u8>>,
+    content: KeyContent,
 }
 
 impl KeysReader {
-    pub fn new(pattern: Vec<u8>, no_scan: bool, read_value: bool) -> KeysReader {
+    /// With `no_scan` the pattern is one exact key name, read even if it does not exist.
+    pub fn new(pattern: Vec<u8>, no_scan: bool, content: KeyContent) -> KeysReader {
         KeysReader {
-            pattern,
-            no_scan,
-            read_value,
-            cursor: None,
-            context: None,
-            done: false,
+            exact_key: no_scan.then(|| pattern.clone()),
+            scan: ChunkedScan::new(pattern),
+            content,
+        }
+    }
+
+    fn record(
+        ctx: &Context,
+        content: KeyContent,
+        name: &RedisString,
+        key: Option<&RedisKey>,
+    ) -> Record {
+        match content {
+            KeyContent::Nothing => Record::Null,
+            KeyContent::Names => key_record(name.as_slice().to_vec(), None, None),
+            KeyContent::Values => {
+                let value = key.map_or(KeyValue::Empty, |k| read_value(ctx, name, k));
+                key_record(name.as_slice().to_vec(), Some(value), None)
+            }
         }
     }
 }
 
 impl Reader for KeysReader {
     fn next_chunk(&mut self) -> Result<Option<Vec<Record>>, String> {
-        if self.done {
-            return Ok(None);
-        }
-        let context = self.context.get_or_insert_with(ThreadSafeContext::new);
-        let guard = context.lock();
-        if self.no_scan {
-            self.done = true;
-            let name = RedisString::create_from_slice(std::ptr::null_mut(), &self.pattern);
-            let key = guard.open_key(&name);
-            let value = self.read_value.then(|| read_value(&guard, &name, &key));
-            return Ok(Some(vec![key_record(self.pattern.clone(), value, None)]));
-        }
-        let cursor = self.cursor.get_or_insert_with(|| Cursor(KeysCursor::new()));
-        let records = RefCell::new(Vec::with_capacity(KEYS_PER_CHUNK));
-        let (pattern, read) = (&self.pattern, self.read_value);
-        let visit = |ctx: &Context, name: &RedisString, key: Option<&RedisKey>| {
-            let bytes = name.as_slice();
-            if !glob::matches(pattern, bytes) {
-                return;
-            }
-            let value = read.then(|| match key {
-                Some(key) => read_value(ctx, name, key),
-                None => KeyValue::Empty,
+        let content = self.content;
+        if let Some(name) = self.exact_key.take() {
+            let record = self.scan.with_lock(|ctx| {
+                let name = RedisString::create_from_slice(std::ptr::null_mut(), &name);
+                let key = ctx.open_key(&name);
+                Self::record(ctx, content, &name, Some(&key))
             });
-            records
-                .borrow_mut()
-                .push(key_record(bytes.to_vec(), value, None));
-        };
-        // Each scan call covers one hash bucket, so loop until the chunk is full.
-        while records.borrow().len() < KEYS_PER_CHUNK {
-            if !cursor.0.scan(&guard, &visit) {
-                self.done = true;
-                break;
-            }
+            // The exact key was the whole input.
+            self.scan = ChunkedScan::finished();
+            return Ok(Some(vec![record]));
         }
-        drop(guard);
-        std::thread::sleep(PAUSE_BETWEEN_CHUNKS);
-        Ok(Some(records.into_inner()))
+        Ok(self
+            .scan
+            .next_chunk(|ctx, name, key| Self::record(ctx, content, name, key)))
     }
 }
 
 /// The key's value as the record shows it; must run with the Redis lock held.
-fn read_value(ctx: &Context, name: &RedisString, key: &RedisKey) -> KeyValue {
+pub fn read_value(ctx: &Context, name: &RedisString, key: &RedisKey) -> KeyValue {
     match key.key_type() {
         KeyType::Empty => KeyValue::Empty,
         KeyType::String => match key.read() {

@@ -2,4 +2,5 @@
 
 pub mod keys;
 pub mod python;
+pub mod scan;
 pub mod stream;
