@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::callbacks::CallbackScope;
 use crate::plan::{Operation, Plan};
+use crate::progress::Progress;
 use crate::reader::Reader;
 use crate::record::Record;
 
@@ -137,11 +138,18 @@ pub struct Execution {
     results: Vec<Record>,
     errors: Vec<String>,
     abort: Arc<AtomicBool>,
+    progress: Arc<Progress>,
     total_duration: Duration,
 }
 
 impl Execution {
     pub fn new(plan: &Plan) -> Execution {
+        Execution::with_profiling(plan, false)
+    }
+
+    /// With `profiling`, the time of every step is measured (two clock reads per record and
+    /// step), as RedisGears does with ProfileExecutions.
+    pub fn with_profiling(plan: &Plan, profiling: bool) -> Execution {
         Execution {
             status: Status::Created,
             steps: plan
@@ -156,8 +164,14 @@ impl Execution {
             results: Vec::new(),
             errors: Vec::new(),
             abort: Arc::new(AtomicBool::new(false)),
+            progress: Arc::new(Progress::new(plan.steps.len(), profiling)),
             total_duration: Duration::ZERO,
         }
+    }
+
+    /// The live counters, readable from any thread while the execution runs.
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
     }
 
     pub fn status(&self) -> Status {
@@ -222,12 +236,19 @@ impl Execution {
         let results = &mut self.results;
         let errors = &mut self.errors;
         let abort = &self.abort;
+        let progress = &*self.progress;
+        let profiling = progress.profiling();
         let mut ended = false;
         scope.enter(&mut || loop {
             if abort.load(Ordering::Relaxed) {
                 return;
             }
-            match pull(steps, input, reader) {
+            let pulled = if profiling {
+                pull_profiled(steps, input, reader, progress)
+            } else {
+                pull(steps, input, reader, progress)
+            };
+            match pulled {
                 Pulled::Record(Record::Error(e)) => {
                     errors.push(e);
                     input.stop = true;
@@ -248,14 +269,60 @@ fn error(e: impl Into<String>) -> Pulled {
     Pulled::Record(Record::Error(e.into()))
 }
 
-/// Pulls the next record out of the last of `steps`.
-fn pull(steps: &mut [RunningStep], input: &mut Input, reader: &mut dyn Reader) -> Pulled {
+/// [`pull`], timing every level.
+fn pull_profiled(
+    steps: &mut [RunningStep],
+    input: &mut Input,
+    reader: &mut dyn Reader,
+    progress: &Progress,
+) -> Pulled {
+    let started = Instant::now();
+    let pulled = pull_level(steps, input, reader, progress, pull_profiled);
+    progress.add_time(steps.len(), started.elapsed().as_nanos() as u64);
+    pulled
+}
+
+/// Pulls the next record out of the last of `steps`, counting what each level emits.
+fn pull(
+    steps: &mut [RunningStep],
+    input: &mut Input,
+    reader: &mut dyn Reader,
+    progress: &Progress,
+) -> Pulled {
+    pull_level(steps, input, reader, progress, pull)
+}
+
+type PullFn = fn(&mut [RunningStep], &mut Input, &mut dyn Reader, &Progress) -> Pulled;
+
+fn pull_level(
+    steps: &mut [RunningStep],
+    input: &mut Input,
+    reader: &mut dyn Reader,
+    progress: &Progress,
+    upstream_pull: PullFn,
+) -> Pulled {
+    let level = steps.len();
+    let pulled = pull_step(steps, input, reader, progress, upstream_pull);
+    if matches!(pulled, Pulled::Record(_)) {
+        progress.record_out(level);
+    }
+    pulled
+}
+
+/// What the last of `steps` emits next; its upstream is pulled through `upstream_pull`.
+fn pull_step(
+    steps: &mut [RunningStep],
+    input: &mut Input,
+    reader: &mut dyn Reader,
+    progress: &Progress,
+    upstream_pull: PullFn,
+) -> Pulled {
     let Some((step, upstream)) = steps.split_last_mut() else {
         return input.next(reader);
     };
     let state = &mut step.state;
     match &step.op {
-        Operation::Map(f) => match pull(upstream, input, reader) {
+        Operation::Map(f) => match upstream_pull(upstream, input, reader, progress) {
             Pulled::Record(r) if !r.is_error() => match f.map(r) {
                 Ok(r) => Pulled::Record(r),
                 Err(e) => error(e.0),
@@ -263,7 +330,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input, reader: &mut dyn Reader) -
             other => other,
         },
         Operation::Filter(f) => loop {
-            match pull(upstream, input, reader) {
+            match upstream_pull(upstream, input, reader, progress) {
                 Pulled::Record(mut r) if !r.is_error() => match f.keep(&mut r) {
                     Ok(true) => return Pulled::Record(r),
                     Ok(false) => continue,
@@ -272,7 +339,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input, reader: &mut dyn Reader) -
                 other => return other,
             }
         },
-        Operation::ForEach(f) => match pull(upstream, input, reader) {
+        Operation::ForEach(f) => match upstream_pull(upstream, input, reader, progress) {
             Pulled::Record(mut r) if !r.is_error() => match f.each(&mut r) {
                 Ok(()) => Pulled::Record(r),
                 Err(e) => error(e.0),
@@ -283,7 +350,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input, reader: &mut dyn Reader) -
             if let Some(r) = state.pending.pop() {
                 return Pulled::Record(r);
             }
-            match pull(upstream, input, reader) {
+            match upstream_pull(upstream, input, reader, progress) {
                 Pulled::Record(Record::List(items)) => state.pending = items,
                 other => return other,
             }
@@ -293,7 +360,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input, reader: &mut dyn Reader) -
                 return Pulled::Eof;
             }
             loop {
-                match pull(upstream, input, reader) {
+                match upstream_pull(upstream, input, reader, progress) {
                     Pulled::Record(r) if r.is_error() => return Pulled::Record(r),
                     Pulled::Record(r) => match f.accumulate(state.acc.take(), r) {
                         Ok(acc) => state.acc = Some(acc),
@@ -310,7 +377,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input, reader: &mut dyn Reader) -
                 }
             }
         }
-        Operation::ExtractKey(f) => match pull(upstream, input, reader) {
+        Operation::ExtractKey(f) => match upstream_pull(upstream, input, reader, progress) {
             Pulled::Record(mut r) if !r.is_error() => match f.extract(&mut r) {
                 Ok(key) => Pulled::Record(Record::KeyValue {
                     key,
@@ -320,8 +387,10 @@ fn pull(steps: &mut [RunningStep], input: &mut Input, reader: &mut dyn Reader) -
             },
             other => other,
         },
-        Operation::Repartition | Operation::Collect => pull(upstream, input, reader),
-        Operation::GetValue => match pull(upstream, input, reader) {
+        Operation::Repartition | Operation::Collect => {
+            upstream_pull(upstream, input, reader, progress)
+        }
+        Operation::GetValue => match upstream_pull(upstream, input, reader, progress) {
             Pulled::Record(Record::KeyValue { value, .. }) => {
                 Pulled::Record(value.map_or(Record::Null, |v| *v))
             }
@@ -332,7 +401,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input, reader: &mut dyn Reader) -
             if state.exhausted {
                 return state.pending.pop().map_or(Pulled::Eof, Pulled::Record);
             }
-            match pull(upstream, input, reader) {
+            match upstream_pull(upstream, input, reader, progress) {
                 Pulled::Record(Record::KeyValue { key, value }) => {
                     let record = value.map_or(Record::Null, |v| *v);
                     let slot = state.groups.slot(&key);
@@ -365,7 +434,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input, reader: &mut dyn Reader) -
             if state.exhausted {
                 return state.pending.pop().map_or(Pulled::Eof, Pulled::Record);
             }
-            match pull(upstream, input, reader) {
+            match upstream_pull(upstream, input, reader, progress) {
                 Pulled::Record(Record::KeyValue { key, value }) => {
                     let record = value.map_or(Record::Null, |v| *v);
                     match state.groups.slot(&key) {
@@ -389,7 +458,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input, reader: &mut dyn Reader) -
                 }
             }
         },
-        Operation::Reduce(f) => match pull(upstream, input, reader) {
+        Operation::Reduce(f) => match upstream_pull(upstream, input, reader, progress) {
             Pulled::Record(Record::KeyValue { key, value }) => {
                 let records = match value.map(|v| *v) {
                     Some(Record::List(list)) => list,
@@ -411,7 +480,7 @@ fn pull(steps: &mut [RunningStep], input: &mut Input, reader: &mut dyn Reader) -
             if state.exhausted {
                 return Pulled::Eof;
             }
-            match pull(upstream, input, reader) {
+            match upstream_pull(upstream, input, reader, progress) {
                 Pulled::Record(r) if r.is_error() => return Pulled::Record(r),
                 Pulled::Record(r) => {
                     let position = state.seen;

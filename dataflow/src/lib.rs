@@ -18,6 +18,7 @@ pub mod keys;
 pub mod plan;
 pub mod pool;
 pub mod prefetch;
+pub mod progress;
 pub mod reader;
 pub mod record;
 
@@ -28,5 +29,6 @@ pub use callbacks::{
 pub use execution::{Execution, Status};
 pub use plan::{Operation, Plan, Step, StepType};
 pub use prefetch::Prefetch;
+pub use progress::Progress;
 pub use reader::{Reader, VecReader};
 pub use record::{ObjectHandle, Record};

@@ -475,3 +475,34 @@ fn prefetching_passes_reader_errors_on() {
     e.run(&mut reader, &NoScope);
     assert_eq!(e.errors(), ["reader broke".to_string()]);
 }
+
+#[test]
+fn progress_counts_records_read_and_out_of_each_step() {
+    let p = plan(vec![
+        map(|r| Ok(Record::Long(long(&r) * 2))),
+        filter(|r| Ok(long(r) % 4 == 0)),
+    ]);
+    let mut e = Execution::new(&p);
+    let progress = e.progress();
+    e.run(&mut VecReader::new(longs(0..10), 3), &NoScope);
+    assert_eq!(progress.records_read(), 10);
+    assert_eq!(progress.records_out(0), 10);
+    assert_eq!(progress.records_out(1), 5);
+    // Without profiling no time is measured.
+    assert_eq!(progress.step_duration(0), std::time::Duration::ZERO);
+}
+
+#[test]
+fn profiling_measures_each_step_without_its_upstream() {
+    let slow = map(|r| {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        Ok(r)
+    });
+    let p = plan(vec![slow, map(Ok)]);
+    let mut e = Execution::with_profiling(&p, true);
+    let progress = e.progress();
+    e.run(&mut VecReader::new(longs(0..5), 10), &NoScope);
+    assert!(progress.step_duration(0) >= std::time::Duration::from_millis(10));
+    // The fast step's own time excludes the slow step it pulls from.
+    assert!(progress.step_duration(1) < std::time::Duration::from_millis(5));
+}

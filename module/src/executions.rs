@@ -2,11 +2,11 @@
 //! RG.PYEXECUTE client see of an execution running on the worker threads.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
-use dataflow::Status;
+use dataflow::{Plan, Progress, Status};
 
 use crate::reply::Reply;
 
@@ -42,10 +42,26 @@ struct EntryState {
     total_duration: Duration,
 }
 
+/// A step as RG.GETEXECUTION lists it.
+#[derive(Debug, Clone)]
+pub struct StepInfo {
+    pub step_type: &'static str,
+    pub name: String,
+    pub arg: String,
+}
+
 /// One execution as the commands see it.
 pub struct ExecutionEntry {
     pub id: String,
+    /// The plan's steps in the order they were added.
+    pub steps: Vec<StepInfo>,
+    pub progress: Arc<Progress>,
+    /// True for executions a registration triggered.
+    pub registered: bool,
     abort: Arc<AtomicBool>,
+    /// The Python thread ident of the worker running this execution, 0 when none; only read or
+    /// written with `state` locked.
+    python_thread: AtomicU64,
     state: Mutex<EntryState>,
 }
 
@@ -62,11 +78,33 @@ impl ExecutionEntry {
         self.lock().outcome.clone()
     }
 
-    pub fn set_running(&self) {
+    /// Marks the execution running on the calling worker, whose Python thread ident is
+    /// `python_thread`; false if it was aborted before it started (it must not run).
+    pub fn start_running(&self, python_thread: u64) -> bool {
         let mut state = self.lock();
-        if state.status == Status::Created {
-            state.status = Status::Running;
+        if state.status != Status::Created {
+            return false;
         }
+        state.status = Status::Running;
+        self.python_thread.store(python_thread, Ordering::SeqCst);
+        true
+    }
+
+    /// The worker is leaving the execution: no abort may target its thread any more.
+    pub fn stop_running(&self) {
+        let _state = self.lock();
+        self.python_thread.store(0, Ordering::SeqCst);
+    }
+
+    /// Runs `f` with the ident of the Python thread running the execution (0 if none), while
+    /// that thread cannot leave the execution.
+    pub fn with_python_thread<R>(&self, f: impl FnOnce(u64) -> R) -> R {
+        let _state = self.lock();
+        f(self.python_thread.load(Ordering::SeqCst))
+    }
+
+    pub fn total_duration(&self) -> Duration {
+        self.lock().total_duration
     }
 
     /// Asks the execution to stop at its next record.
@@ -74,11 +112,15 @@ impl ExecutionEntry {
         self.abort.store(true, Ordering::SeqCst);
     }
 
-    /// Records the end of the execution and runs whoever waited for it.
+    /// Records the end of the execution and runs whoever waited for it. An execution ends
+    /// once: a later call (a worker finishing one that an abort already ended) changes nothing.
     pub fn finish(&self, status: Status, outcome: Outcome, total_duration: Duration) {
         let outcome = Arc::new(outcome);
         let waiters = {
             let mut state = self.lock();
+            if state.outcome.is_some() {
+                return;
+            }
             state.status = status;
             state.total_duration = total_duration;
             state.outcome = Some(outcome.clone());
@@ -120,12 +162,29 @@ fn table() -> MutexGuard<'static, Table> {
     TABLE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Creates and lists a new execution, evicting the oldest one when the table holds
+/// Creates and lists a new execution of `plan`, evicting the oldest one when the table holds
 /// `max_executions` (> 0) entries: a running evicted execution keeps running, unlisted.
-pub fn create(id: String, abort: Arc<AtomicBool>, max_executions: i64) -> Arc<ExecutionEntry> {
+pub fn create(
+    id: String,
+    plan: &Plan,
+    execution: &dataflow::Execution,
+    max_executions: i64,
+) -> Arc<ExecutionEntry> {
     let entry = Arc::new(ExecutionEntry {
         id: id.clone(),
-        abort,
+        steps: plan
+            .steps
+            .iter()
+            .map(|s| StepInfo {
+                step_type: s.step_type.name(),
+                name: s.name.clone(),
+                arg: s.arg.clone(),
+            })
+            .collect(),
+        progress: execution.progress(),
+        registered: false,
+        abort: execution.abort_handle(),
+        python_thread: AtomicU64::new(0),
         state: Mutex::new(EntryState {
             status: Status::Created,
             outcome: None,
@@ -172,4 +231,9 @@ pub fn all() -> Vec<Arc<ExecutionEntry>> {
 
 pub fn count() -> usize {
     table().by_id.len()
+}
+
+/// The number of listed executions, unless the table is locked right now.
+pub fn try_count() -> Option<usize> {
+    TABLE.try_lock().ok().map(|t| t.by_id.len())
 }

@@ -9,10 +9,12 @@ pub mod commands;
 pub mod config;
 pub mod executions;
 pub mod ids;
+pub mod info;
 pub mod python;
 pub mod readers;
 pub mod redis_calls;
 pub mod reply;
+pub mod threads;
 
 use redis_module::{redis_module, Context, RedisResult, RedisString, Status};
 
@@ -25,6 +27,7 @@ pub const MODULE_VERSION: i32 = 10213;
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
     redis_calls::init_logging(ctx);
+    info::register(ctx);
     let args = commands::text_args(args);
     let config = match config::Config::from_load_args(&args) {
         Ok(c) => c,
@@ -63,6 +66,9 @@ command!(
 );
 command!(rg_dropexecution, execution_commands::drop_execution);
 command!(rg_dumpexecutions, execution_commands::dump_executions);
+command!(rg_getexecution, execution_commands::get_execution);
+command!(rg_abortexecution, execution_commands::abort_execution);
+command!(rg_dumpplugins, execution_commands::dump_plugins);
 command!(rg_configget, config_commands::config_get);
 command!(rg_configset, config_commands::config_set);
 command!(rg_infocluster, cluster::info_cluster);
@@ -80,6 +86,9 @@ redis_module! {
         ["rg.getresultsblocking", rg_getresultsblocking, "readonly", 0, 0, 0, ""],
         ["rg.dropexecution", rg_dropexecution, "readonly", 0, 0, 0, ""],
         ["rg.dumpexecutions", rg_dumpexecutions, "readonly", 0, 0, 0, ""],
+        ["rg.getexecution", rg_getexecution, "readonly", 0, 0, 0, ""],
+        ["rg.abortexecution", rg_abortexecution, "readonly", 0, 0, 0, ""],
+        ["rg.dumpplugins", rg_dumpplugins, "readonly", 0, 0, 0, ""],
         ["rg.configget", rg_configget, "readonly", 0, 0, 0, ""],
         ["rg.configset", rg_configset, "readonly", 0, 0, 0, ""],
         ["rg.infocluster", rg_infocluster, "readonly", 0, 0, 0, ""],

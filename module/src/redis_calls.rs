@@ -71,6 +71,13 @@ fn call_failure() -> String {
         .into_owned()
 }
 
+fn with_crlf(mut s: String) -> String {
+    if !s.ends_with("\r\n") {
+        s.push_str("\r\n");
+    }
+    s
+}
+
 fn call_with(ctx: &Context, command: &str, args: &[Vec<u8>]) -> Result<CallReply, String> {
     let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
     // SAFETY: errno is thread-local; cleared so a stale value is not reported.
@@ -79,8 +86,10 @@ fn call_with(ctx: &Context, command: &str, args: &[Vec<u8>]) -> Result<CallReply
         // The crate turns "no reply" (the call was refused before running) into this value.
         Ok(RedisValue::StaticError(_)) => Err(call_failure()),
         Ok(value) => Ok(own(value)),
-        Err(RedisError::String(s)) => Err(s),
-        Err(RedisError::Str(s)) => Err(s.to_string()),
+        // Redis 7.0 hands a module the error text with the protocol's CRLF, and RedisGears
+        // passes it on: scripts see it in str(e) (runtime.md §3.1).
+        Err(RedisError::String(s)) => Err(with_crlf(s)),
+        Err(RedisError::Str(s)) => Err(with_crlf(s.to_string())),
         Err(RedisError::WrongArity) => Err("Invalid argument".to_string()),
         Err(other) => Err(other.to_string()),
     }

@@ -74,10 +74,187 @@ pub fn dump_executions(_ctx: &Context, _args: Vec<RedisString>) -> Answer {
                     Reply::bulk("status"),
                     Reply::bulk(e.status().name()),
                     Reply::bulk("registered"),
-                    Reply::Integer(0),
+                    Reply::Integer(e.registered as i64),
                 ])
             })
             .collect(),
     )
+    .into()
+}
+
+fn millis(d: std::time::Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+/// The local view of an execution: `[shard_id, <id>, execution_plan, [...]]`, plus a `progress`
+/// entry while it runs (beyond RedisGears: records read and records out of each step).
+fn local_view(entry: &ExecutionEntry) -> Reply {
+    let outcome = entry.outcome();
+    let progress = &entry.progress;
+    let profiling = progress.profiling();
+    let steps: Vec<Reply> = entry
+        .steps
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, step)| {
+            let duration = if profiling {
+                millis(progress.step_duration(i))
+            } else {
+                0
+            };
+            Reply::Array(vec![
+                Reply::bulk("type"),
+                Reply::bulk(step.step_type),
+                Reply::bulk("duration"),
+                Reply::Integer(duration),
+                Reply::bulk("name"),
+                Reply::bulk(step.name.as_str()),
+                Reply::bulk("arg"),
+                Reply::bulk(step.arg.as_str()),
+            ])
+        })
+        .collect();
+    let (results, errors) = match &outcome {
+        Some(o) => (
+            o.results.len() as i64,
+            o.errors.iter().map(|e| Reply::bulk(e.as_str())).collect(),
+        ),
+        None => (-1, Vec::new()),
+    };
+    let read_duration = if profiling {
+        millis(progress.read_duration())
+    } else {
+        0
+    };
+    let plan = Reply::Array(vec![
+        Reply::bulk("status"),
+        Reply::bulk(entry.status().name()),
+        Reply::bulk("shards_received"),
+        Reply::Integer(0),
+        Reply::bulk("shards_completed"),
+        Reply::Integer(0),
+        Reply::bulk("results"),
+        Reply::Integer(results),
+        Reply::bulk("errors"),
+        Reply::Array(errors),
+        Reply::bulk("total_duration"),
+        Reply::Integer(millis(entry.total_duration())),
+        Reply::bulk("read_duration"),
+        Reply::Integer(read_duration),
+        Reply::bulk("steps"),
+        Reply::Array(steps),
+    ]);
+    let mut view = vec![
+        Reply::bulk("shard_id"),
+        Reply::bulk(crate::ids::STANDALONE_SHARD_ID),
+        Reply::bulk("execution_plan"),
+        plan,
+    ];
+    if outcome.is_none() {
+        let out: Vec<Reply> = (0..progress.steps())
+            .rev()
+            .map(|i| Reply::Integer(progress.records_out(i) as i64))
+            .collect();
+        view.push(Reply::bulk("progress"));
+        view.push(Reply::Array(vec![
+            Reply::bulk("records_read"),
+            Reply::Integer(progress.records_read() as i64),
+            Reply::bulk("records_out"),
+            Reply::Array(out),
+        ]));
+    }
+    Reply::Array(view)
+}
+
+/// `RG.GETEXECUTION <id> [SHARD|CLUSTER]`.
+pub fn get_execution(_ctx: &Context, args: Vec<RedisString>) -> Answer {
+    if args.len() < 2 || args.len() > 3 {
+        return Answer::WrongArity;
+    }
+    let Some(entry) = lookup(&args[1]) else {
+        return Reply::error(NOT_FOUND).into();
+    };
+    if let Some(view) = args.get(2) {
+        let view = String::from_utf8_lossy(view.as_slice()).to_ascii_uppercase();
+        match view.as_str() {
+            "SHARD" => {}
+            "CLUSTER" => {
+                return Reply::error(
+                    "no cluster detected - use `RG.GETEXECUTION <id> [SHARD]` instead",
+                )
+                .into()
+            }
+            _ => return Reply::error("unknown subcommand").into(),
+        }
+    }
+    Reply::Array(vec![local_view(&entry)]).into()
+}
+
+/// How long an abort waits for `gears.forcestopped` to end a running execution before it also
+/// stops it between records (for an execution not running Python code at that moment).
+const FORCE_STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// `RG.ABORTEXECUTION <id>`: blocks until the execution has ended.
+pub fn abort_execution(ctx: &Context, args: Vec<RedisString>) -> Answer {
+    if args.len() != 2 {
+        return Answer::WrongArity;
+    }
+    let Some(entry) = lookup(&args[1]) else {
+        return Reply::error("execution does not exist").into();
+    };
+    if entry.status().is_finished() {
+        return Reply::ok().into();
+    }
+    let client = BlockedClient::block(ctx, 0);
+    let queued = crate::threads::run_management(move || {
+        abort(&entry);
+        client.reply(Reply::ok());
+    });
+    if queued {
+        Answer::Blocked
+    } else {
+        Answer::Reply(Reply::error(
+            "ERR Failed creating abort Flat Execution Plan",
+        ))
+    }
+}
+
+/// Ends `entry`: one not yet started is marked aborted at once; a running one gets
+/// `gears.forcestopped` raised in its Python thread (so it ends done, with that error), and if
+/// it is still running after a grace period it is also stopped before its next record.
+fn abort(entry: &ExecutionEntry) {
+    use dataflow::Status;
+    if entry.status() == Status::Created {
+        entry.finish(
+            Status::Aborted,
+            executions::Outcome {
+                results: Vec::new(),
+                errors: Vec::new(),
+            },
+            std::time::Duration::ZERO,
+        );
+        return;
+    }
+    entry.with_python_thread(|thread| {
+        if thread != 0 {
+            crate::python::errors::interrupt_thread(thread);
+        }
+    });
+    let started = std::time::Instant::now();
+    while !entry.status().is_finished() {
+        if started.elapsed() > FORCE_STOP_GRACE {
+            entry.request_abort();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// `RG.DUMPPLUGINS`.
+pub fn dump_plugins(_ctx: &Context, _args: Vec<RedisString>) -> Answer {
+    Reply::Array(vec![Reply::Array(vec![
+        Reply::bulk("GearsPythonPlugin"),
+        Reply::Integer(10000),
+    ])])
     .into()
 }

@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use redis_module::{raw, Context};
+use redis_module::{raw, Context, ContextGuard, ThreadSafeContext};
 
 use crate::executions::ExecutionEntry;
 
@@ -15,6 +15,11 @@ pub struct ScriptState {
 }
 
 thread_local! {
+    /// The Redis lock taken by `atomic()` on a thread that did not hold it.
+    static ATOMIC_LOCK: RefCell<Option<ContextGuard>> = const { RefCell::new(None) };
+    static IN_ATOMIC: Cell<bool> = const { Cell::new(false) };
+    /// The session set with `setGearsSession` (its id).
+    static SESSION: RefCell<Option<String>> = const { RefCell::new(None) };
     static GEARS_THREAD: Cell<bool> = const { Cell::new(false) };
     static LOCKED_CONTEXT: Cell<*mut raw::RedisModuleCtx> = const { Cell::new(std::ptr::null_mut()) };
     static SCRIPT: RefCell<Option<ScriptState>> = const { RefCell::new(None) };
@@ -33,6 +38,59 @@ pub fn on_gears_thread() -> bool {
 pub fn locked_context() -> Option<Context> {
     let ctx = LOCKED_CONTEXT.with(Cell::get);
     (!ctx.is_null()).then(|| Context::new(ctx))
+}
+
+pub fn in_atomic() -> bool {
+    IN_ATOMIC.with(Cell::get)
+}
+
+/// Enters an atomic block: takes the Redis lock unless this thread holds it already. `lock` is
+/// how to take it (the caller releases the GIL meanwhile). Err if already inside.
+pub fn enter_atomic(lock: impl FnOnce() -> HeldLock) -> Result<(), &'static str> {
+    if in_atomic() {
+        return Err("Already inside an atomic block");
+    }
+    if locked_context().is_none() {
+        let guard = lock().0;
+        let ctx: &Context = &guard;
+        LOCKED_CONTEXT.with(|c| c.set(ctx.ctx));
+        ATOMIC_LOCK.with(|g| *g.borrow_mut() = Some(guard));
+    }
+    IN_ATOMIC.with(|a| a.set(true));
+    Ok(())
+}
+
+/// Leaves the atomic block, releasing the lock if `enter_atomic` took it.
+pub fn exit_atomic() -> Result<(), &'static str> {
+    if !in_atomic() {
+        return Err("Not inside an atomic block");
+    }
+    IN_ATOMIC.with(|a| a.set(false));
+    if let Some(guard) = ATOMIC_LOCK.with(|g| g.borrow_mut().take()) {
+        LOCKED_CONTEXT.with(|c| c.set(std::ptr::null_mut()));
+        drop(guard);
+    }
+    Ok(())
+}
+
+/// The Redis lock, held by the thread that took it.
+pub struct HeldLock(ContextGuard);
+
+// SAFETY: only moved out of `Python::detach`, whose closure runs on the calling thread; the lock
+// is released by the thread that took it.
+unsafe impl Send for HeldLock {}
+
+/// Takes the Redis lock through a fresh thread-safe context.
+pub fn take_redis_lock() -> HeldLock {
+    HeldLock(ThreadSafeContext::new().lock())
+}
+
+pub fn current_session() -> Option<String> {
+    SESSION.with(|s| s.borrow().clone())
+}
+
+pub fn set_session(session: Option<String>) {
+    SESSION.with(|s| *s.borrow_mut() = session);
 }
 
 /// Runs `f` as the body of an RG.PYEXECUTE on the main thread, collecting what the script did.

@@ -25,6 +25,17 @@ pub fn create_exception_types(py: Python<'_>) -> PyResult<[Py<PyType>; 3]> {
     Ok([error, flat, stopped])
 }
 
+/// Raises `gears.forcestopped` asynchronously in the Python thread `thread` (an abort): it
+/// surfaces as an exception in whatever Python code that thread runs next.
+pub fn interrupt_thread(thread: u64) {
+    Python::attach(|py| {
+        if let Some(t) = GEARS_FORCE_STOPPED.get(py) {
+            // SAFETY: GIL held; the type object outlives the call (it is kept in a static).
+            unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(thread as _, t.as_ptr()) };
+        }
+    });
+}
+
 /// A `gears.error` with `message`.
 pub fn gears_error(message: &str) -> PyErr {
     Python::attach(|py| match GEARS_ERROR.get(py) {

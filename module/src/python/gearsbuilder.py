@@ -197,3 +197,38 @@ for k in dir(PyFlatExecution):
     setattr(GearsBuilder, k, createDecorator(getattr(PyFlatExecution, k)))
 
 GB = GearsBuilder
+
+
+# The rest of the names scripts find in their globals (runtime.md §2). Defined after the
+# builder so the builder's lines above keep RedisGears' numbers.
+from redisgears import atomicCtx as atomic
+from redisgears import getMyHashTag as hashtag
+from redisgears import isInAtomicBlock
+from redisgears import registerGearsThread
+from redisgears import getGearsSession
+from redisgears import setGearsSession
+from redisgears import callNext as call_next
+from redisgears import getCommand as get_command
+from redisgears import overrideReply as override_reply
+import asyncio
+import cProfile
+import pstats
+import io
+from asyncio import Future
+
+
+class GearsSession():
+    '''
+    Makes a session (from getGearsSession()) current for a block:
+        with GearsSession(s): ...
+    '''
+
+    def __init__(self, s):
+        self.s = s
+
+    def __enter__(self):
+        setGearsSession(self.s)
+        return self
+
+    def __exit__(self, *args):
+        setGearsSession(None)

@@ -9,17 +9,16 @@ pub mod native;
 
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use dataflow::pool::Pool;
 use dataflow::{Execution, Plan, Reader, Status};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict};
 
 use crate::executions::{self, Outcome};
-use crate::{config, ids};
+use crate::{config, ids, threads};
 use callbacks::PyScope;
 use convert::python_record_to_reply;
 use errors::format_error;
@@ -28,8 +27,6 @@ const PRELUDE: &str = include_str!("gearsbuilder.py");
 
 /// The namespace the prelude ran in; sessions start from a shallow copy of it.
 static BASE_NAMESPACE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
-
-static EXECUTION_POOL: OnceLock<Pool> = OnceLock::new();
 
 /// Makes libpython's symbols global, so C extension modules (decimal, sqlite3, ssl, numpy...)
 /// resolve them: redis-server loaded us with RTLD_LOCAL.
@@ -72,8 +69,7 @@ pub fn start(execution_threads: usize) -> Result<(), String> {
         Ok(())
     })
     .map_err(|e| Python::attach(|py| format_error(py, &e)))?;
-    let pool = Pool::new("gears-exec", execution_threads).map_err(|e| e.to_string())?;
-    let _ = EXECUTION_POOL.set(pool);
+    threads::start(execution_threads).map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -126,21 +122,21 @@ pub fn run_script(ctx: &redis_module::Context, script: &[u8]) -> Result<ScriptOu
 
 /// Lists a new execution of `plan` over `reader` and queues it on the execution threads.
 pub fn start_execution(plan: Plan, mut reader: Box<dyn Reader>) -> Result<(), String> {
-    let pool = EXECUTION_POOL
-        .get()
-        .ok_or_else(|| "failed creating execution".to_string())?;
-    let mut execution = Execution::new(&plan);
-    let max_executions = config::read().max_executions;
-    let entry = executions::create(
-        ids::next_execution_id(),
-        execution.abort_handle(),
-        max_executions,
-    );
+    let (max_executions, profiling) = {
+        let config = config::read();
+        (config.max_executions, config.profile_executions != 0)
+    };
+    let mut execution = Execution::with_profiling(&plan, profiling);
+    let entry = executions::create(ids::next_execution_id(), &plan, &execution, max_executions);
     context::script_started(&entry);
     let job_entry = entry.clone();
-    let queued = pool.submit(move || {
+    let queued = threads::run_execution(move || {
         context::register_gears_thread();
-        job_entry.set_running();
+        // SAFETY: reads the calling thread's ident; needs no GIL.
+        let python_thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() } as u64;
+        if !job_entry.start_running(python_thread) {
+            return; // aborted before it started
+        }
         let ran = catch_unwind(AssertUnwindSafe(|| {
             let status = execution.run(reader.as_mut(), &PyScope);
             let (results, errors) = execution.take_output();
@@ -156,6 +152,15 @@ pub fn start_execution(plan: Plan, mut reader: Box<dyn Reader>) -> Result<(), St
                 execution.total_duration(),
             )
         }));
+        job_entry.stop_running();
+        // An abort may have raised gears.forcestopped in this thread after its last Python
+        // code ran: clear it so that the next execution on this worker does not get it.
+        Python::attach(|_| {
+            // SAFETY: clearing this thread's pending asynchronous exception, GIL held.
+            unsafe {
+                pyo3::ffi::PyThreadState_SetAsyncExc(python_thread as _, std::ptr::null_mut())
+            };
+        });
         match ran {
             Ok((status, outcome, duration)) => job_entry.finish(status, outcome, duration),
             Err(_) => job_entry.finish(

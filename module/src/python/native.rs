@@ -548,6 +548,104 @@ fn flat_error_fn(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
     Err(flat_error(py, args.get_item(0)?.unbind()))
 }
 
+/// `atomic()`: a context manager holding the Redis lock for a block, so that no other client
+/// command runs in between.
+#[pyclass(name = "PyAtomic", module = "redisgears")]
+struct PyAtomic;
+
+#[pymethods]
+impl PyAtomic {
+    fn __enter__(slf: Py<Self>, py: Python<'_>) -> PyResult<Py<Self>> {
+        // Redis lock first, then the GIL: the GIL is released while waiting for the lock.
+        context::enter_atomic(|| py.detach(context::take_redis_lock)).map_err(gears_error)?;
+        Ok(slf)
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        context::exit_atomic().map_err(gears_error)
+    }
+}
+
+/// `atomic()`; extra arguments are ignored.
+#[pyfunction]
+#[pyo3(name = "atomicCtx", signature = (*_args))]
+fn atomic_ctx(_args: &Bound<'_, PyTuple>) -> PyAtomic {
+    PyAtomic
+}
+
+#[pyfunction]
+#[pyo3(name = "isInAtomicBlock")]
+fn is_in_atomic_block() -> bool {
+    context::in_atomic()
+}
+
+/// `hashtag()`: a tag whose `{tag}` keys hash to this shard's first slot; slot 0 outside a
+/// cluster, for which RedisGears' table gives `06S`.
+#[pyfunction]
+#[pyo3(name = "getMyHashTag")]
+fn get_my_hash_tag() -> &'static str {
+    "06S"
+}
+
+/// `registerGearsThread()`: lets a thread created by user code build and run pipelines.
+#[pyfunction]
+#[pyo3(name = "registerGearsThread")]
+fn register_gears_thread() {
+    context::register_gears_thread();
+}
+
+/// The session object `getGearsSession()` returns.
+#[pyclass(name = "PyExecutionSession", module = "redisgears")]
+struct PyExecutionSession {
+    id: String,
+}
+
+#[pyfunction]
+#[pyo3(name = "getGearsSession")]
+fn get_gears_session() -> Option<PyExecutionSession> {
+    context::current_session().map(|id| PyExecutionSession { id })
+}
+
+#[pyfunction]
+#[pyo3(name = "setGearsSession", signature = (*args))]
+fn set_gears_session(args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    if args.len() != 1 {
+        return Err(gears_error("Wrong number of args given to setGearsSession"));
+    }
+    let session = args.get_item(0)?;
+    if session.is_none() {
+        context::set_session(None);
+        return Ok(());
+    }
+    let session = session
+        .cast::<PyExecutionSession>()
+        .map_err(|_| gears_error("Given object is not of type GearsSession"))?;
+    context::set_session(Some(session.borrow().id.clone()));
+    Ok(())
+}
+
+/// `call_next(*args)`: only inside a CommandReader hook, and no hook can exist yet.
+#[pyfunction]
+#[pyo3(name = "callNext", signature = (*_args))]
+fn call_next(_args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    Err(gears_error("Can not get CommandHook ctx"))
+}
+
+/// `get_command()`: only in an execution linked to a client command (KeysReader `commands=`).
+#[pyfunction]
+#[pyo3(name = "getCommand", signature = (*_args))]
+fn get_command(_args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    Err(gears_error("Can not get command ctx"))
+}
+
+/// `override_reply(reply)`: likewise linked executions only.
+#[pyfunction]
+#[pyo3(name = "overrideReply", signature = (*_args))]
+fn override_reply(_args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    Err(gears_error("Can not get command ctx"))
+}
+
 /// `_native(kind, f)`: marks one of the prelude's own lambdas as runnable natively; returns `f`.
 #[pyfunction]
 #[pyo3(name = "_native")]
@@ -570,5 +668,16 @@ pub fn redisgears(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(config_get, m)?)?;
     m.add_function(wrap_pyfunction!(flat_error_fn, m)?)?;
     m.add_function(wrap_pyfunction!(mark_native, m)?)?;
+    m.add_class::<PyAtomic>()?;
+    m.add_class::<PyExecutionSession>()?;
+    m.add_function(wrap_pyfunction!(atomic_ctx, m)?)?;
+    m.add_function(wrap_pyfunction!(is_in_atomic_block, m)?)?;
+    m.add_function(wrap_pyfunction!(get_my_hash_tag, m)?)?;
+    m.add_function(wrap_pyfunction!(register_gears_thread, m)?)?;
+    m.add_function(wrap_pyfunction!(get_gears_session, m)?)?;
+    m.add_function(wrap_pyfunction!(set_gears_session, m)?)?;
+    m.add_function(wrap_pyfunction!(call_next, m)?)?;
+    m.add_function(wrap_pyfunction!(get_command, m)?)?;
+    m.add_function(wrap_pyfunction!(override_reply, m)?)?;
     Ok(())
 }

@@ -1,0 +1,47 @@
+//! The module's INFO sections (commands.md §9), prefixed `rg_` by Redis.
+
+use std::ffi::CString;
+use std::os::raw::c_int;
+
+use redis_module::{raw, Context};
+
+use crate::executions;
+
+fn c(s: &str) -> CString {
+    CString::new(s).unwrap_or_default()
+}
+
+extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, for_crash_report: c_int) {
+    // During a crash report nothing that takes a lock is read (it may be held by the crash).
+    let executions = if for_crash_report != 0 {
+        None
+    } else {
+        executions::try_count()
+    };
+    // SAFETY: `ctx` is the info context Redis hands this callback; strings outlive each call.
+    unsafe {
+        raw::RedisModule_InfoAddSection.unwrap()(ctx, c("").as_ptr());
+        if let Some(n) = executions {
+            raw::RedisModule_InfoAddFieldLongLong.unwrap()(
+                ctx,
+                c("nexecutions").as_ptr(),
+                n as i64,
+            );
+        }
+        raw::RedisModule_InfoAddFieldLongLong.unwrap()(ctx, c("nregistrations").as_ptr(), 0);
+        // RedisGears' own spelling.
+        raw::RedisModule_InfoAddSection.unwrap()(ctx, c("regisrations").as_ptr());
+        raw::RedisModule_InfoAddSection.unwrap()(ctx, c("plugins").as_ptr());
+        raw::RedisModule_InfoBeginDictField.unwrap()(ctx, c("GearsPythonPlugin").as_ptr());
+        raw::RedisModule_InfoAddFieldLongLong.unwrap()(ctx, c("version").as_ptr(), 10000);
+        raw::RedisModule_InfoEndDictField.unwrap()(ctx);
+    }
+}
+
+/// Replaces the crate's info callback with ours; called from module init.
+pub fn register(ctx: &Context) {
+    // SAFETY: module init on the main thread.
+    unsafe {
+        raw::RedisModule_RegisterInfoFunc.unwrap()(ctx.ctx, Some(info));
+    }
+}

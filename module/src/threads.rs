@@ -1,0 +1,25 @@
+//! The module's thread pools: `DefaultPool` runs executions (`ExecutionThreads` of them),
+//! `MgmtPool` (one thread) runs management work such as aborting an execution.
+
+use std::sync::OnceLock;
+
+use dataflow::pool::Pool;
+
+static EXECUTION_POOL: OnceLock<Pool> = OnceLock::new();
+static MANAGEMENT_POOL: OnceLock<Pool> = OnceLock::new();
+
+pub fn start(execution_threads: usize) -> std::io::Result<()> {
+    let _ = EXECUTION_POOL.set(Pool::new("gears-exec", execution_threads)?);
+    let _ = MANAGEMENT_POOL.set(Pool::new("gears-mgmt", 1)?);
+    Ok(())
+}
+
+/// Queues an execution job; false if the pools are not running.
+pub fn run_execution(job: impl FnOnce() + Send + 'static) -> bool {
+    EXECUTION_POOL.get().is_some_and(|p| p.submit(job))
+}
+
+/// Queues management work; false if the pools are not running.
+pub fn run_management(job: impl FnOnce() + Send + 'static) -> bool {
+    MANAGEMENT_POOL.get().is_some_and(|p| p.submit(job))
+}
