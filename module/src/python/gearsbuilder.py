@@ -25,7 +25,7 @@ def gearsConfigGet(key, default=None):
 
 def genDeprecated(deprecatedName, name, target):
     def method(*argc, **nargs):
-        log('%s is deprecated, use %s instead' % (str(deprecatedName), str(name)), level='warning')
+        rg._warn('%s is deprecated, use %s instead' % (str(deprecatedName), str(name)))
         return target(*argc, **nargs)
     return method
 

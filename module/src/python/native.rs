@@ -646,6 +646,13 @@ fn override_reply(_args: &Bound<'_, PyTuple>) -> PyResult<()> {
     Err(gears_error("Can not get command ctx"))
 }
 
+/// `_warn(message)`: a warning in the Redis log as RedisGears writes its own (no `GEARS:`).
+#[pyfunction]
+#[pyo3(name = "_warn")]
+fn warn(message: &str) {
+    redis_calls::log("warning", message);
+}
+
 /// `_native(kind, f)`: marks one of the prelude's own lambdas as runnable natively; returns `f`.
 #[pyfunction]
 #[pyo3(name = "_native")]
@@ -668,6 +675,7 @@ pub fn redisgears(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(config_get, m)?)?;
     m.add_function(wrap_pyfunction!(flat_error_fn, m)?)?;
     m.add_function(wrap_pyfunction!(mark_native, m)?)?;
+    m.add_function(wrap_pyfunction!(warn, m)?)?;
     m.add_class::<PyAtomic>()?;
     m.add_class::<PyExecutionSession>()?;
     m.add_function(wrap_pyfunction!(atomic_ctx, m)?)?;
