@@ -83,9 +83,32 @@ pub fn stream_record(key: Vec<u8>, id: Vec<u8>, fields: Vec<(Vec<u8>, Vec<u8>)>)
     ])
 }
 
+/// The prefix rule of `register()`: a prefix ending in `*` matches the keys that start with
+/// what comes before the `*`; any other prefix matches only the key equal to it (it is neither a
+/// glob nor a plain prefix).
+pub fn prefix_matches(prefix: &[u8], key: &[u8]) -> bool {
+    match prefix.strip_suffix(b"*") {
+        Some(start) => key.starts_with(start),
+        None => prefix == key,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefix_rule() {
+        assert!(prefix_matches(b"*", b"anything"));
+        assert!(prefix_matches(b"*", b""));
+        assert!(prefix_matches(b"user:*", b"user:1"));
+        assert!(!prefix_matches(b"user:*", b"order:1"));
+        assert!(prefix_matches(b"bar", b"bar"));
+        assert!(!prefix_matches(b"bar", b"barn"));
+        // Only a trailing star counts; others are literal.
+        assert!(!prefix_matches(b"a*b", b"aXb"));
+        assert!(prefix_matches(b"a*b", b"a*b"));
+    }
 
     #[test]
     fn hash_values_take_redisgears_dict_order() {

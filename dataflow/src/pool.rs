@@ -66,3 +66,110 @@ impl Drop for Pool {
         self.shutdown();
     }
 }
+
+/// Jobs that must run one after another, in the order they were queued (the executions of one
+/// registration), on a shared [`Pool`]: at most one of them is on a worker at a time, and a
+/// worker is only taken while the queue has work.
+#[derive(Default)]
+pub struct SerialQueue {
+    state: Mutex<QueueState>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: std::collections::VecDeque<Job>,
+    draining: bool,
+}
+
+impl SerialQueue {
+    pub fn new() -> Arc<SerialQueue> {
+        Arc::new(SerialQueue::default())
+    }
+
+    /// Queues `job`; starts draining the queue on `pool` if nothing is draining it. False if the
+    /// pool was shut down (the job is dropped).
+    pub fn push(self: &Arc<Self>, pool: &Pool, job: impl FnOnce() + Send + 'static) -> bool {
+        let start = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.jobs.push_back(Box::new(job));
+            !std::mem::replace(&mut state.draining, true)
+        };
+        if !start {
+            return true;
+        }
+        let queue = self.clone();
+        let submitted = pool.submit(move || queue.drain());
+        if !submitted {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.jobs.clear();
+            state.draining = false;
+        }
+        submitted
+    }
+
+    fn drain(&self) {
+        loop {
+            let job = {
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                match state.jobs.pop_front() {
+                    Some(job) => job,
+                    None => {
+                        state.draining = false;
+                        return;
+                    }
+                }
+            };
+            job();
+        }
+    }
+
+    /// Jobs waiting (not counting one running).
+    pub fn pending(&self) -> usize {
+        self.state.lock().map(|s| s.jobs.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn serial_jobs_run_in_order_one_at_a_time() {
+        let pool = Pool::new("t", 4).unwrap();
+        let queue = SerialQueue::new();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let running = Arc::new(AtomicUsize::new(0));
+        for i in 0..50 {
+            let (log, running) = (log.clone(), running.clone());
+            queue.push(&pool, move || {
+                assert_eq!(
+                    running.fetch_add(1, Ordering::SeqCst),
+                    0,
+                    "two jobs at once"
+                );
+                std::thread::sleep(Duration::from_micros(200));
+                log.lock().unwrap().push(i);
+                running.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+        pool.shutdown();
+        assert_eq!(*log.lock().unwrap(), (0..50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn separate_queues_run_side_by_side() {
+        let pool = Pool::new("t", 2).unwrap();
+        let (a, b) = (SerialQueue::new(), SerialQueue::new());
+        let both = Arc::new(std::sync::Barrier::new(2));
+        let (x, y) = (both.clone(), both.clone());
+        a.push(&pool, move || {
+            x.wait();
+        });
+        b.push(&pool, move || {
+            y.wait();
+        });
+        pool.shutdown();
+    }
+}

@@ -1,7 +1,7 @@
 //! The process-wide executions table: what RG.GETRESULTS, RG.DUMPEXECUTIONS and the blocked
 //! RG.PYEXECUTE client see of an execution running on the worker threads.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
@@ -53,8 +53,10 @@ pub struct StepInfo {
 /// One execution as the commands see it.
 pub struct ExecutionEntry {
     pub id: String,
-    /// The plan's steps in the order they were added.
-    pub steps: Vec<StepInfo>,
+    /// The plan's steps in the order they were added (shared by a registration's executions).
+    pub steps: Arc<[StepInfo]>,
+    /// Creation order in the table.
+    seq: u64,
     pub progress: Arc<Progress>,
     /// True for executions a registration triggered.
     pub registered: bool,
@@ -152,8 +154,10 @@ impl ExecutionEntry {
 #[derive(Default)]
 struct Table {
     by_id: HashMap<String, Arc<ExecutionEntry>>,
-    /// Creation order, oldest first, for MaxExecutions eviction.
-    order: VecDeque<String>,
+    /// Creation order, oldest first, for MaxExecutions eviction; removal is O(log n), which
+    /// matters because every registration-triggered execution evicts an older one.
+    order: BTreeMap<u64, String>,
+    next_seq: u64,
 }
 
 static TABLE: LazyLock<Mutex<Table>> = LazyLock::new(Mutex::default);
@@ -162,27 +166,37 @@ fn table() -> MutexGuard<'static, Table> {
     TABLE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Creates and lists a new execution of `plan`, evicting the oldest one when the table holds
-/// `max_executions` (> 0) entries: a running evicted execution keeps running, unlisted.
+/// The steps of `plan` as RG.GETEXECUTION lists them.
+pub fn step_infos(plan: &Plan) -> Arc<[StepInfo]> {
+    plan.steps
+        .iter()
+        .map(|s| StepInfo {
+            step_type: s.step_type.name(),
+            name: s.name.clone(),
+            arg: s.arg.clone(),
+        })
+        .collect()
+}
+
+/// Creates and lists a new execution with the plan steps `steps`, evicting the oldest one when
+/// the table holds `max_executions` (> 0) entries: a running evicted execution keeps running,
+/// unlisted.
 pub fn create(
     id: String,
-    plan: &Plan,
+    steps: Arc<[StepInfo]>,
     execution: &dataflow::Execution,
     max_executions: i64,
+    registered: bool,
 ) -> Arc<ExecutionEntry> {
+    let mut table = table();
+    let seq = table.next_seq;
+    table.next_seq += 1;
     let entry = Arc::new(ExecutionEntry {
         id: id.clone(),
-        steps: plan
-            .steps
-            .iter()
-            .map(|s| StepInfo {
-                step_type: s.step_type.name(),
-                name: s.name.clone(),
-                arg: s.arg.clone(),
-            })
-            .collect(),
+        steps,
+        seq,
         progress: execution.progress(),
-        registered: false,
+        registered,
         abort: execution.abort_handle(),
         python_thread: AtomicU64::new(0),
         state: Mutex::new(EntryState {
@@ -192,18 +206,17 @@ pub fn create(
             total_duration: Duration::ZERO,
         }),
     });
-    let mut table = table();
     if max_executions > 0 {
         while table.order.len() as i64 >= max_executions {
-            match table.order.pop_front() {
-                Some(old) => {
+            match table.order.pop_first() {
+                Some((_, old)) => {
                     table.by_id.remove(&old);
                 }
                 None => break,
             }
         }
     }
-    table.order.push_back(id.clone());
+    table.order.insert(seq, id.clone());
     table.by_id.insert(id, entry.clone());
     entry
 }
@@ -214,8 +227,8 @@ pub fn get(id: &str) -> Option<Arc<ExecutionEntry>> {
 
 pub fn remove(id: &str) {
     let mut table = table();
-    if table.by_id.remove(id).is_some() {
-        table.order.retain(|x| x != id);
+    if let Some(entry) = table.by_id.remove(id) {
+        table.order.remove(&entry.seq);
     }
 }
 
@@ -224,7 +237,7 @@ pub fn all() -> Vec<Arc<ExecutionEntry>> {
     let table = table();
     table
         .order
-        .iter()
+        .values()
         .filter_map(|id| table.by_id.get(id).cloned())
         .collect()
 }

@@ -28,9 +28,27 @@ extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, for_crash_report: c_int) {
                 n as i64,
             );
         }
-        raw::RedisModule_InfoAddFieldLongLong.unwrap()(ctx, c("nregistrations").as_ptr(), 0);
+        let registrations = crate::registrations::all();
+        raw::RedisModule_InfoAddFieldLongLong.unwrap()(
+            ctx,
+            c("nregistrations").as_ptr(),
+            registrations.len() as i64,
+        );
         // RedisGears' own spelling.
         raw::RedisModule_InfoAddSection.unwrap()(ctx, c("regisrations").as_ptr());
+        if for_crash_report == 0 {
+            for registration in registrations.iter() {
+                raw::RedisModule_InfoBeginDictField.unwrap()(ctx, c(&registration.id).as_ptr());
+                for (name, value) in registration.info_fields() {
+                    raw::RedisModule_InfoAddFieldCString.unwrap()(
+                        ctx,
+                        c(&name).as_ptr(),
+                        c(&value).as_ptr(),
+                    );
+                }
+                raw::RedisModule_InfoEndDictField.unwrap()(ctx);
+            }
+        }
         raw::RedisModule_InfoAddSection.unwrap()(ctx, c("plugins").as_ptr());
         raw::RedisModule_InfoBeginDictField.unwrap()(ctx, c("GearsPythonPlugin").as_ptr());
         raw::RedisModule_InfoAddFieldLongLong.unwrap()(ctx, c("version").as_ptr(), 10000);

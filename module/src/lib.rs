@@ -7,19 +7,24 @@
 pub mod blocked;
 pub mod commands;
 pub mod config;
+pub mod events;
 pub mod executions;
 pub mod ids;
 pub mod info;
 pub mod python;
 pub mod readers;
 pub mod redis_calls;
+pub mod registrations;
 pub mod reply;
+pub mod runner;
+pub mod sessions;
 pub mod threads;
 
 use redis_module::{redis_module, Context, RedisResult, RedisString, Status};
 
 use commands::{
     cluster, config as config_commands, debug, execute, executions as execution_commands, guarded,
+    registrations as registration_commands,
 };
 
 /// RedisGears 1.2.13, as `major*10000 + minor*100 + patch`.
@@ -72,6 +77,23 @@ command!(rg_dumpplugins, execution_commands::dump_plugins);
 command!(rg_configget, config_commands::config_get);
 command!(rg_configset, config_commands::config_set);
 command!(rg_infocluster, cluster::info_cluster);
+command!(
+    rg_dumpregistrations,
+    registration_commands::dump_registrations
+);
+command!(rg_unregister, registration_commands::unregister);
+command!(
+    rg_pauseregistrations,
+    registration_commands::pause_registrations
+);
+command!(
+    rg_unpauseregistrations,
+    registration_commands::unpause_registrations
+);
+command!(
+    rg_clearregistrationsstats,
+    registration_commands::clear_registrations_stats
+);
 command!(rg_debugscanfloor, debug::scan_floor);
 
 redis_module! {
@@ -92,6 +114,14 @@ redis_module! {
         ["rg.configget", rg_configget, "readonly", 0, 0, 0, ""],
         ["rg.configset", rg_configset, "readonly", 0, 0, 0, ""],
         ["rg.infocluster", rg_infocluster, "readonly", 0, 0, 0, ""],
+        ["rg.dumpregistrations", rg_dumpregistrations, "readonly", 0, 0, 0, ""],
+        ["rg.unregister", rg_unregister, "readonly", 0, 0, 0, ""],
+        ["rg.pauseregistrations", rg_pauseregistrations, "readonly", 0, 0, 0, ""],
+        ["rg.unpauseregistrations", rg_unpauseregistrations, "readonly", 0, 0, 0, ""],
+        ["rg.clearregistrationsstats", rg_clearregistrationsstats, "readonly", 0, 0, 0, ""],
         ["rg.debugscanfloor", rg_debugscanfloor, "readonly", 0, 0, 0, ""],
+    ],
+    event_handlers: [
+        [@GENERIC @STRING @LIST @SET @HASH @ZSET @EXPIRED @EVICTED @STREAM @MODULE @MISSED: events::on_keyspace_event],
     ],
 }

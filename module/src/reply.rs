@@ -11,6 +11,8 @@ pub enum Reply {
     Simple(String),
     Bulk(Vec<u8>),
     Integer(i64),
+    /// A double; RESP2 sends it as a bulk string in Redis' own formatting.
+    Double(f64),
     Error(String),
     Array(Vec<Reply>),
     Null,
@@ -48,6 +50,9 @@ impl Reply {
                 }
                 Reply::Integer(i) => {
                     raw::RedisModule_ReplyWithLongLong.unwrap()(ctx, *i);
+                }
+                Reply::Double(d) => {
+                    raw::RedisModule_ReplyWithDouble.unwrap()(ctx, *d);
                 }
                 Reply::Error(e) => {
                     let e = c_text(e);

@@ -3,7 +3,9 @@
 
 use std::sync::OnceLock;
 
-use dataflow::pool::Pool;
+use std::sync::Arc;
+
+use dataflow::pool::{Pool, SerialQueue};
 
 static EXECUTION_POOL: OnceLock<Pool> = OnceLock::new();
 static MANAGEMENT_POOL: OnceLock<Pool> = OnceLock::new();
@@ -17,6 +19,11 @@ pub fn start(execution_threads: usize) -> std::io::Result<()> {
 /// Queues an execution job; false if the pools are not running.
 pub fn run_execution(job: impl FnOnce() + Send + 'static) -> bool {
     EXECUTION_POOL.get().is_some_and(|p| p.submit(job))
+}
+
+/// Queues a job behind the others of `queue`, run on the execution threads.
+pub fn run_on(queue: &Arc<SerialQueue>, job: impl FnOnce() + Send + 'static) -> bool {
+    EXECUTION_POOL.get().is_some_and(|p| queue.push(p, job))
 }
 
 /// Queues management work; false if the pools are not running.

@@ -6,7 +6,9 @@ use super::Answer;
 use crate::blocked::BlockedClient;
 use crate::executions;
 use crate::python;
+use crate::registrations;
 use crate::reply::Reply;
+use crate::sessions::Session;
 
 /// The options after the script (commands.md §2.1).
 #[derive(Debug, Default)]
@@ -92,6 +94,15 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {
         Ok(outcome) => outcome,
         Err(text) => return Reply::error(text).into(),
     };
+    if !outcome.registrations.is_empty() {
+        // Registrations take effect together once the whole script succeeded; an execution the
+        // script also started keeps running in the background.
+        let session = Session::new(options.id, options.description);
+        for pending in outcome.registrations {
+            registrations::apply(pending, &session);
+        }
+        return Reply::ok().into();
+    }
     let Some(entry) = outcome.execution else {
         return Reply::ok().into();
     };

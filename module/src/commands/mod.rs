@@ -6,6 +6,7 @@ pub mod config;
 pub mod debug;
 pub mod execute;
 pub mod executions;
+pub mod registrations;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -32,7 +33,12 @@ pub fn guarded(
     args: Vec<RedisString>,
     handler: fn(&Context, Vec<RedisString>) -> Answer,
 ) -> RedisResult {
-    match catch_unwind(AssertUnwindSafe(|| handler(ctx, args))) {
+    // A command runs on the main thread, which holds the Redis lock: any Python it runs (a
+    // script, an onRegistered callback) must call Redis through this context, never lock again.
+    let answer = crate::python::context::with_locked_context(ctx, || {
+        catch_unwind(AssertUnwindSafe(|| handler(ctx, args)))
+    });
+    match answer {
         Ok(Answer::Reply(reply)) => reply.write(ctx),
         Ok(Answer::WrongArity) => {
             // SAFETY: a command context on the main thread.

@@ -7,14 +7,19 @@ use std::sync::Arc;
 use redis_module::{raw, Context, ContextGuard, ThreadSafeContext};
 
 use crate::executions::ExecutionEntry;
+use crate::registrations::PendingRegistration;
 
 /// What a running script did, collected while it runs.
 #[derive(Default)]
 pub struct ScriptState {
     pub execution: Option<Arc<ExecutionEntry>>,
+    /// Registrations made by the script; applied only if it ends without error.
+    pub pending: Vec<PendingRegistration>,
 }
 
 thread_local! {
+    /// Set while a reader opens keys, so its own `keymiss` does not fire registrations.
+    static OPENING_KEYS: Cell<bool> = const { Cell::new(false) };
     /// The Redis lock taken by `atomic()` on a thread that did not hold it.
     static ATOMIC_LOCK: RefCell<Option<ContextGuard>> = const { RefCell::new(None) };
     static IN_ATOMIC: Cell<bool> = const { Cell::new(false) };
@@ -38,6 +43,31 @@ pub fn on_gears_thread() -> bool {
 pub fn locked_context() -> Option<Context> {
     let ctx = LOCKED_CONTEXT.with(Cell::get);
     (!ctx.is_null()).then(|| Context::new(ctx))
+}
+
+/// Runs `f` (which opens keys) with keyspace notifications of this thread ignored.
+pub fn opening_keys<R>(f: impl FnOnce() -> R) -> R {
+    let previous = OPENING_KEYS.with(|o| o.replace(true));
+    let result = f();
+    OPENING_KEYS.with(|o| o.set(previous));
+    result
+}
+
+pub fn is_opening_keys() -> bool {
+    OPENING_KEYS.with(Cell::get)
+}
+
+/// Queues a registration made by the running script; hands it back if no script is running.
+pub fn script_registered(
+    pending: Box<PendingRegistration>,
+) -> Result<(), Box<PendingRegistration>> {
+    SCRIPT.with(|s| match s.borrow_mut().as_mut() {
+        Some(state) => {
+            state.pending.push(*pending);
+            Ok(())
+        }
+        None => Err(pending),
+    })
 }
 
 pub fn in_atomic() -> bool {
@@ -91,6 +121,15 @@ pub fn current_session() -> Option<String> {
 
 pub fn set_session(session: Option<String>) {
     SESSION.with(|s| *s.borrow_mut() = session);
+}
+
+/// Runs `f` with `ctx` as this thread's lock-holding context (the thread holds the lock): a
+/// sync execution fired inside a command calls Redis through the context of that command.
+pub fn with_locked_context<R>(ctx: &Context, f: impl FnOnce() -> R) -> R {
+    let previous = LOCKED_CONTEXT.with(|c| c.replace(ctx.ctx));
+    let result = f();
+    LOCKED_CONTEXT.with(|c| c.set(previous));
+    result
 }
 
 /// Runs `f` as the body of an RG.PYEXECUTE on the main thread, collecting what the script did.

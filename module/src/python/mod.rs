@@ -8,19 +8,14 @@ pub mod errors;
 pub mod native;
 
 use std::ffi::CString;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
 
-use dataflow::{Execution, Plan, Reader, Status};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::executions::{self, Outcome};
-use crate::{config, ids, threads};
-use callbacks::PyScope;
-use convert::python_record_to_reply;
+use crate::executions;
+use crate::threads;
 use errors::format_error;
 
 const PRELUDE: &str = include_str!("gearsbuilder.py");
@@ -76,6 +71,7 @@ pub fn start(execution_threads: usize) -> Result<(), String> {
 /// What an RG.PYEXECUTE script left behind.
 pub struct ScriptOutcome {
     pub execution: Option<Arc<executions::ExecutionEntry>>,
+    pub registrations: Vec<crate::registrations::PendingRegistration>,
 }
 
 /// Runs `script` on the calling thread (the main thread, holding the Redis lock). On failure the
@@ -105,6 +101,7 @@ pub fn run_script(ctx: &redis_module::Context, script: &[u8]) -> Result<ScriptOu
     match result {
         Ok(()) => Ok(ScriptOutcome {
             execution: state.execution,
+            registrations: state.pending,
         }),
         Err(text) => {
             if let Some(entry) = state.execution {
@@ -118,64 +115,4 @@ pub fn run_script(ctx: &redis_module::Context, script: &[u8]) -> Result<ScriptOu
             })
         }
     }
-}
-
-/// Lists a new execution of `plan` over `reader` and queues it on the execution threads.
-pub fn start_execution(plan: Plan, mut reader: Box<dyn Reader>) -> Result<(), String> {
-    let (max_executions, profiling) = {
-        let config = config::read();
-        (config.max_executions, config.profile_executions != 0)
-    };
-    let mut execution = Execution::with_profiling(&plan, profiling);
-    let entry = executions::create(ids::next_execution_id(), &plan, &execution, max_executions);
-    context::script_started(&entry);
-    let job_entry = entry.clone();
-    let queued = threads::run_execution(move || {
-        context::register_gears_thread();
-        // SAFETY: reads the calling thread's ident; needs no GIL.
-        let python_thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() } as u64;
-        if !job_entry.start_running(python_thread) {
-            return; // aborted before it started
-        }
-        let ran = catch_unwind(AssertUnwindSafe(|| {
-            let status = execution.run(reader.as_mut(), &PyScope);
-            let (results, errors) = execution.take_output();
-            let results = Python::attach(|py| {
-                results
-                    .into_iter()
-                    .map(|r| python_record_to_reply(py, r))
-                    .collect()
-            });
-            (
-                status,
-                Outcome { results, errors },
-                execution.total_duration(),
-            )
-        }));
-        job_entry.stop_running();
-        // An abort may have raised gears.forcestopped in this thread after its last Python
-        // code ran: clear it so that the next execution on this worker does not get it.
-        Python::attach(|_| {
-            // SAFETY: clearing this thread's pending asynchronous exception, GIL held.
-            unsafe {
-                pyo3::ffi::PyThreadState_SetAsyncExc(python_thread as _, std::ptr::null_mut())
-            };
-        });
-        match ran {
-            Ok((status, outcome, duration)) => job_entry.finish(status, outcome, duration),
-            Err(_) => job_entry.finish(
-                Status::Done,
-                Outcome {
-                    results: Vec::new(),
-                    errors: vec!["internal error: the execution failed unexpectedly".into()],
-                },
-                Duration::ZERO,
-            ),
-        }
-    });
-    if !queued {
-        executions::remove(&entry.id);
-        return Err("failed creating execution".into());
-    }
-    Ok(())
 }

@@ -14,11 +14,13 @@ use super::callbacks::{
     NativeCount, NativeCountByKey, PyAccumulate, PyAccumulateByKey, PyCallback, PyExtractor,
     PyFilter, PyFlatMapper, PyForEach, PyMapper, PyReducer, ToPyRecord,
 };
+use super::context;
 use super::errors::{create_exception_types, flat_error, gears_error};
-use super::{context, start_execution};
 use crate::readers::keys::{KeyContent, KeysReader};
 use crate::readers::python::PythonReader;
 use crate::readers::stream::StreamReader;
+use crate::registrations::{self, KeysTrigger, Mode, PendingRegistration, KEY_TYPES};
+use crate::sessions::Session;
 use crate::{config, ids, redis_calls};
 
 /// The native readers `gearsCtx` accepts; `ShardIDReader` (no `s`) is internal and cannot run.
@@ -35,6 +37,8 @@ const NATIVE_READERS: [&str; 5] = [
 pub struct PyFlatExecution {
     reader: String,
     plan: Plan,
+    /// The Python callbacks of the plan, checked for picklability at register().
+    callbacks: Vec<Py<PyAny>>,
 }
 
 /// The callback argument of `op`, which must be a genuine Python function.
@@ -81,6 +85,7 @@ impl PyFlatExecution {
     ) {
         self.plan
             .push(Step::new(step_type, name, describe(py, f), op));
+        self.callbacks.push(f.clone_ref(py));
     }
 
     /// extractkey (+ repartition) + accumulatebykey/group+reduce + map back to Python.
@@ -161,6 +166,101 @@ fn read_ahead(reader: Box<dyn Reader>) -> PyResult<Box<dyn Reader>> {
         Ok(prefetch) => Ok(Box::new(prefetch)),
         // Only when the process is out of threads.
         Err(e) => Err(gears_error(&format!("failed creating execution: {e}"))),
+    }
+}
+
+/// Every callback must survive cloudpickle: registrations travel to replicas, the AOF and the
+/// RDB.
+fn check_picklable(py: Python<'_>, callbacks: &[Py<PyAny>]) -> PyResult<()> {
+    let dumps = py.import("cloudpickle")?.getattr("dumps")?;
+    for f in callbacks {
+        if let Err(e) = dumps.call1((f,)) {
+            let name = f
+                .bind(py)
+                .getattr("__name__")
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            return Err(gears_error(&format!(
+                "Error occured when serialized a python callback, callback={name} error={}",
+                super::errors::format_error(py, &e)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An optional iterable of `str` keyword argument.
+fn str_list(
+    value: Option<Bound<'_, PyAny>>,
+    not_iterable: &str,
+    not_string: &str,
+) -> PyResult<Option<Vec<String>>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    let items = value.try_iter().map_err(|_| gears_error(not_iterable))?;
+    let mut out = Vec::new();
+    for item in items {
+        let item = item?;
+        let s = item
+            .cast::<PyString>()
+            .map_err(|_| gears_error(not_string))?;
+        out.push(s.to_str()?.to_string());
+    }
+    Ok(Some(out))
+}
+
+/// The trigger arguments of a KeysReader registration (readers.md §2.3).
+fn keys_trigger<'py>(
+    kwarg: &dyn Fn(&str) -> PyResult<Option<Bound<'py, PyAny>>>,
+) -> PyResult<KeysTrigger> {
+    let prefix = match kwarg("prefix")? {
+        None => "*".to_string(),
+        Some(p) => p
+            .cast::<PyString>()
+            .map_err(|_| gears_error("regex argument must be a string"))?
+            .to_str()?
+            .to_string(),
+    };
+    let event_types = str_list(
+        kwarg("eventTypes")?,
+        "given eventTypes is not iterable",
+        "given event type is not string",
+    )?;
+    let key_types = str_list(
+        kwarg("keyTypes")?,
+        "given keyTypes is not iterable",
+        "given key type is not string",
+    )?;
+    if let Some(types) = &key_types {
+        if types.iter().any(|t| !KEY_TYPES.contains(&t.as_str())) {
+            return Err(gears_error("unknown key type"));
+        }
+    }
+    let read_value = bool_kwarg_value(kwarg("readValue")?, true, "readValue is not boolean")?;
+    let commands = str_list(
+        kwarg("commands")?,
+        "given commands is not iterable",
+        "given command type is not string",
+    )?;
+    if commands.is_some_and(|c| !c.is_empty()) {
+        return Err(gears_error(
+            "commands= (command hooks) is not supported by this build yet",
+        ));
+    }
+    Ok(KeysTrigger {
+        prefix: prefix.into_bytes(),
+        event_types,
+        key_types,
+        read_value,
+    })
+}
+
+fn bool_kwarg_value(value: Option<Bound<'_, PyAny>>, default: bool, err: &str) -> PyResult<bool> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.is_instance_of::<PyBool>() => v.is_truthy(),
+        Some(_) => Err(gears_error(err)),
     }
 }
 
@@ -405,13 +505,70 @@ impl PyFlatExecution {
                 }
             }
         }
-        start_execution(self.plan.clone(), reader).map_err(|e| gears_error(&e))?;
+        let entry = crate::runner::start(self.plan.clone(), reader).map_err(|e| gears_error(&e))?;
+        context::script_started(&entry);
         Ok(py.None())
     }
 
-    #[pyo3(signature = (**_kwargs))]
-    fn register(&mut self, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
-        Err(gears_error("register() is not supported by this build yet"))
+    #[pyo3(signature = (**kwargs))]
+    fn register(&mut self, py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<String> {
+        if !context::on_gears_thread() {
+            return Err(gears_error(
+                "Can only register execution on registered gears thread",
+            ));
+        }
+        let kwarg = |name: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
+            Ok(kwargs.map(|k| k.get_item(name)).transpose()?.flatten())
+        };
+        let mode = match kwarg("mode")? {
+            None => Mode::Async,
+            Some(m) => {
+                let m = m
+                    .cast::<PyString>()
+                    .map_err(|_| gears_error("execution mode must be a string"))?
+                    .to_str()?
+                    .to_string();
+                Mode::parse(&m).ok_or_else(|| gears_error("unknown execution mode"))?
+            }
+        };
+        let on_registered = match kwarg("onRegistered")? {
+            Some(f) if !f.is_none() => {
+                if !f.is_instance_of::<PyFunction>() {
+                    return Err(gears_error("OnRegistered argument must be a function"));
+                }
+                Some(f.unbind())
+            }
+            _ => None,
+        };
+        let trigger = match self.reader.as_str() {
+            "KeysReader" => keys_trigger(&kwarg)?,
+            "StreamReader" | "CommandReader" => {
+                return Err(gears_error(&format!(
+                    "register() of {} is not supported by this build yet",
+                    self.reader
+                )))
+            }
+            _ => {
+                return Err(gears_error(
+                    "given reader does not exists or does not support register",
+                ))
+            }
+        };
+        check_picklable(py, &self.callbacks)?;
+        let pending = Box::new(PendingRegistration {
+            id: ids::next_plan_id(),
+            plan: self.plan.clone(),
+            mode,
+            trigger,
+            on_registered,
+        });
+        let id = pending.id.clone();
+        // Inside RG.PYEXECUTE it waits for the script to succeed; elsewhere (a step) it applies
+        // at once.
+        if let Err(pending) = context::script_registered(pending) {
+            registrations::apply(*pending, &Session::new(None, None));
+        }
+        Ok(id)
     }
 }
 
@@ -448,7 +605,11 @@ fn gears_ctx(
     let mut plan = Plan::new();
     plan.desc = desc;
     plan.push(to_py_step());
-    Ok(PyFlatExecution { reader, plan })
+    Ok(PyFlatExecution {
+        reader,
+        plan,
+        callbacks: Vec::new(),
+    })
 }
 
 const LOG_LEVELS: [&str; 4] = ["debug", "verbose", "notice", "warning"];

@@ -21,6 +21,8 @@ pub enum KeyContent {
 pub struct KeysReader {
     scan: ChunkedScan,
     exact_key: Option<Vec<u8>>,
+    /// The event that fired a registration's execution (`'event'` of the record).
+    event: Option<String>,
     content: KeyContent,
 }
 
@@ -30,23 +32,56 @@ impl KeysReader {
         KeysReader {
             exact_key: no_scan.then(|| pattern.clone()),
             scan: ChunkedScan::new(pattern),
+            event: None,
             content,
         }
     }
 
-    fn record(
-        ctx: &Context,
-        content: KeyContent,
-        name: &RedisString,
-        key: Option<&RedisKey>,
-    ) -> Record {
+    /// The one record of the key an event fired on, read when the execution runs.
+    pub fn for_event(key: Vec<u8>, event: &str, content: KeyContent) -> KeysReader {
+        KeysReader {
+            exact_key: Some(key),
+            scan: ChunkedScan::finished(),
+            event: Some(event.to_string()),
+            content,
+        }
+    }
+}
+
+/// The record of one key, read now with the lock `ctx` holds. Opening the key fires no
+/// registration (a missing key would otherwise notify `keymiss`).
+pub fn exact_key_record(
+    ctx: &Context,
+    name: &[u8],
+    event: Option<&str>,
+    content: KeyContent,
+) -> Record {
+    crate::python::context::opening_keys(|| {
+        let name = RedisString::create_from_slice(std::ptr::null_mut(), name);
         match content {
             KeyContent::Nothing => Record::Null,
-            KeyContent::Names => key_record(name.as_slice().to_vec(), None, None),
+            KeyContent::Names => key_record(name.as_slice().to_vec(), None, event),
             KeyContent::Values => {
-                let value = key.map_or(KeyValue::Empty, |k| read_value(ctx, name, k));
-                key_record(name.as_slice().to_vec(), Some(value), None)
+                let key = ctx.open_key(&name);
+                let value = read_value(ctx, &name, &key);
+                key_record(name.as_slice().to_vec(), Some(value), event)
             }
+        }
+    })
+}
+
+fn scanned_record(
+    ctx: &Context,
+    content: KeyContent,
+    name: &RedisString,
+    key: Option<&RedisKey>,
+) -> Record {
+    match content {
+        KeyContent::Nothing => Record::Null,
+        KeyContent::Names => key_record(name.as_slice().to_vec(), None, None),
+        KeyContent::Values => {
+            let value = key.map_or(KeyValue::Empty, |k| read_value(ctx, name, k));
+            key_record(name.as_slice().to_vec(), Some(value), None)
         }
     }
 }
@@ -55,18 +90,17 @@ impl Reader for KeysReader {
     fn next_chunk(&mut self) -> Result<Option<Vec<Record>>, String> {
         let content = self.content;
         if let Some(name) = self.exact_key.take() {
-            let record = self.scan.with_lock(|ctx| {
-                let name = RedisString::create_from_slice(std::ptr::null_mut(), &name);
-                let key = ctx.open_key(&name);
-                Self::record(ctx, content, &name, Some(&key))
-            });
+            let event = self.event.take();
+            let record = self
+                .scan
+                .with_lock(|ctx| exact_key_record(ctx, &name, event.as_deref(), content));
             // The exact key was the whole input.
             self.scan = ChunkedScan::finished();
             return Ok(Some(vec![record]));
         }
         Ok(self
             .scan
-            .next_chunk(|ctx, name, key| Self::record(ctx, content, name, key)))
+            .next_chunk(|ctx, name, key| scanned_record(ctx, content, name, key)))
     }
 }
 

@@ -1,0 +1,72 @@
+//! RG.DUMPREGISTRATIONS, RG.UNREGISTER, RG.PAUSEREGISTRATIONS / RG.UNPAUSEREGISTRATIONS and
+//! RG.CLEARREGISTRATIONSSTATS (commands.md §4).
+
+use redis_module::{Context, RedisString};
+
+use super::{text_args, Answer};
+use crate::ids::STANDALONE_SHARD_ID;
+use crate::registrations;
+use crate::reply::Reply;
+
+pub fn dump_registrations(_ctx: &Context, _args: Vec<RedisString>) -> Answer {
+    Reply::Array(registrations::all().iter().map(|r| r.dump()).collect()).into()
+}
+
+/// `RG.UNREGISTER <id> [ABORTPENDING]`.
+pub fn unregister(_ctx: &Context, args: Vec<RedisString>) -> Answer {
+    if args.len() < 2 || args.len() > 3 {
+        return Answer::WrongArity;
+    }
+    let args = text_args(&args);
+    let abort_pending = args
+        .get(2)
+        .is_some_and(|a| a.eq_ignore_ascii_case("abortpending"));
+    match registrations::remove(&args[1]) {
+        Some(registration) => {
+            registration.session.remove_registration(&registration.id);
+            if abort_pending {
+                registration.abort_pending();
+            }
+            Reply::ok().into()
+        }
+        None => Reply::error("execution is not registered").into(),
+    }
+}
+
+/// Pause and unpause: only StreamReader registrations support them (commands.md §4.3).
+fn pause_or_unpause(args: Vec<RedisString>, verb: &str) -> Answer {
+    if args.len() != 2 {
+        return Answer::WrongArity;
+    }
+    let args = text_args(&args);
+    // The parser takes a leading ABORTPENDING as a flag (pause only), which leaves no id.
+    if verb == "pause" && args[1].eq_ignore_ascii_case("abortpending") {
+        return Reply::error("ERR no registration to pause").into();
+    }
+    match registrations::get(&args[1]) {
+        None => Reply::error(format!(
+            "Execution {} does not exists on shard {STANDALONE_SHARD_ID}",
+            args[1]
+        ))
+        .into(),
+        Some(_) => Reply::error(format!("Reader KeysReader does not support {verb}")).into(),
+    }
+}
+
+pub fn pause_registrations(_ctx: &Context, args: Vec<RedisString>) -> Answer {
+    pause_or_unpause(args, "pause")
+}
+
+pub fn unpause_registrations(_ctx: &Context, args: Vec<RedisString>) -> Answer {
+    pause_or_unpause(args, "unpause")
+}
+
+pub fn clear_registrations_stats(_ctx: &Context, args: Vec<RedisString>) -> Answer {
+    if args.len() != 1 {
+        return Answer::WrongArity;
+    }
+    for registration in registrations::all().iter() {
+        registration.clear_stats();
+    }
+    Reply::ok().into()
+}

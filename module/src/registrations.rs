@@ -1,0 +1,365 @@
+//! Registrations: plans that run when their trigger fires, their statistics, and the table of
+//! them in registration order.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use dataflow::pool::SerialQueue;
+use dataflow::{Plan, Status};
+
+use crate::executions::{self, ExecutionEntry};
+use crate::reply::Reply;
+use crate::sessions::Session;
+
+/// Where and when a registration's executions run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Inline, inside the command that caused the event.
+    Sync,
+    /// On the execution threads, over the cluster.
+    Async,
+    /// On the execution threads, this shard only.
+    AsyncLocal,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "sync" => Some(Mode::Sync),
+            "async" => Some(Mode::Async),
+            "async_local" => Some(Mode::AsyncLocal),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Sync => "sync",
+            Mode::Async => "async",
+            Mode::AsyncLocal => "async_local",
+        }
+    }
+}
+
+/// The key types `keyTypes` accepts.
+pub const KEY_TYPES: [&str; 8] = [
+    "empty", "string", "list", "hash", "set", "zset", "module", "stream",
+];
+
+/// What fires a KeysReader registration.
+#[derive(Debug, Clone)]
+pub struct KeysTrigger {
+    pub prefix: Vec<u8>,
+    /// Event names, lower-cased; `None` is every event.
+    pub event_types: Option<Vec<String>>,
+    /// Key type names; `None` is every type.
+    pub key_types: Option<Vec<String>>,
+    pub read_value: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    triggered: i64,
+    success: i64,
+    failures: i64,
+    aborted: i64,
+    last_run: Duration,
+    total_run: Duration,
+    last_error: Option<String>,
+}
+
+pub struct Registration {
+    pub id: String,
+    pub desc: Option<String>,
+    pub plan: Plan,
+    pub mode: Mode,
+    pub trigger: KeysTrigger,
+    pub session: Arc<Session>,
+    /// The plan's steps as its executions list them, computed once.
+    pub steps: Arc<[executions::StepInfo]>,
+    /// Non-sync executions run one after another, in trigger order.
+    pub queue: Arc<SerialQueue>,
+    stats: Mutex<Stats>,
+    /// Finished local executions kept for inspection, oldest first.
+    done: Mutex<VecDeque<String>>,
+    /// Executions queued or running, for UNREGISTER ... ABORTPENDING.
+    pending: Mutex<Vec<Arc<ExecutionEntry>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Registration {
+    pub fn new(
+        id: String,
+        plan: Plan,
+        mode: Mode,
+        trigger: KeysTrigger,
+        session: Arc<Session>,
+    ) -> Registration {
+        Registration {
+            id,
+            desc: plan.desc.clone(),
+            steps: executions::step_infos(&plan),
+            plan,
+            mode,
+            trigger,
+            session,
+            queue: SerialQueue::new(),
+            stats: Mutex::new(Stats::default()),
+            done: Mutex::new(VecDeque::new()),
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn triggered(&self) {
+        lock(&self.stats).triggered += 1;
+    }
+
+    /// An execution could not even be started.
+    pub fn start_failed(&self) {
+        lock(&self.stats).aborted += 1;
+    }
+
+    pub fn started(&self, entry: &Arc<ExecutionEntry>) {
+        lock(&self.pending).push(entry.clone());
+    }
+
+    /// Counts a finished execution and keeps it listed, up to MaxExecutionsPerRegistration.
+    pub fn finished(&self, entry: &ExecutionEntry, status: Status, first_error: Option<&str>) {
+        lock(&self.pending).retain(|e| e.id != entry.id);
+        {
+            let mut stats = lock(&self.stats);
+            let run = entry.total_duration();
+            stats.last_run = run;
+            stats.total_run += run;
+            match (status, first_error) {
+                (Status::Aborted, _) => stats.aborted += 1,
+                (_, Some(e)) => {
+                    stats.failures += 1;
+                    stats.last_error = Some(e.to_string());
+                }
+                _ => stats.success += 1,
+            }
+        }
+        let limit = crate::config::read().max_executions_per_registration;
+        let mut done = lock(&self.done);
+        done.push_back(entry.id.clone());
+        if limit > 0 {
+            while done.len() as i64 > limit {
+                if let Some(old) = done.pop_front() {
+                    executions::remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Aborts the executions still queued or running (UNREGISTER ... ABORTPENDING).
+    pub fn abort_pending(&self) {
+        for entry in lock(&self.pending).drain(..) {
+            entry.request_abort();
+        }
+    }
+
+    /// RG.CLEARREGISTRATIONSSTATS: counters of finished executions go back to zero; triggers
+    /// still pending stay counted.
+    pub fn clear_stats(&self) {
+        let mut stats = lock(&self.stats);
+        stats.triggered -= stats.success + stats.failures + stats.aborted;
+        stats.success = 0;
+        stats.failures = 0;
+        stats.aborted = 0;
+        stats.last_run = Duration::ZERO;
+        stats.total_run = Duration::ZERO;
+        stats.last_error = None;
+    }
+
+    fn names(list: &Option<Vec<String>>) -> Reply {
+        match list {
+            Some(items) => Reply::Array(items.iter().map(|s| Reply::bulk(s.as_str())).collect()),
+            None => Reply::Null,
+        }
+    }
+
+    /// `RegistrationData` of RG.DUMPREGISTRATIONS (KeysReader: 20 elements).
+    pub fn data(&self) -> Reply {
+        let stats = lock(&self.stats).clone();
+        let runs = stats.success + stats.failures + stats.aborted;
+        let total_ms = stats.total_run.as_millis() as i64;
+        let avg = if runs == 0 {
+            0.0
+        } else {
+            total_ms as f64 / runs as f64
+        };
+        Reply::Array(vec![
+            Reply::bulk("mode"),
+            Reply::bulk(self.mode.name()),
+            Reply::bulk("numTriggered"),
+            Reply::Integer(stats.triggered),
+            Reply::bulk("numSuccess"),
+            Reply::Integer(stats.success),
+            Reply::bulk("numFailures"),
+            Reply::Integer(stats.failures),
+            Reply::bulk("numAborted"),
+            Reply::Integer(stats.aborted),
+            Reply::bulk("lastRunDurationMS"),
+            Reply::Integer(stats.last_run.as_millis() as i64),
+            Reply::bulk("totalRunDurationMS"),
+            Reply::Integer(total_ms),
+            Reply::bulk("avgRunDurationMS"),
+            Reply::Double(avg),
+            Reply::bulk("lastError"),
+            stats.last_error.as_deref().map_or(Reply::Null, Reply::bulk),
+            Reply::bulk("args"),
+            Reply::Array(vec![
+                Reply::bulk("regex"),
+                Reply::Bulk(self.trigger.prefix.clone()),
+                Reply::bulk("eventTypes"),
+                Self::names(&self.trigger.event_types),
+                Reply::bulk("keyTypes"),
+                Self::names(&self.trigger.key_types),
+                Reply::bulk("hookCommands"),
+                Reply::Null,
+            ]),
+        ])
+    }
+
+    /// The entry of RG.DUMPREGISTRATIONS (12 elements).
+    pub fn dump(&self) -> Reply {
+        Reply::Array(vec![
+            Reply::bulk("id"),
+            Reply::bulk(self.id.as_str()),
+            Reply::bulk("reader"),
+            Reply::bulk("KeysReader"),
+            Reply::bulk("desc"),
+            self.desc.as_deref().map_or(Reply::Null, Reply::bulk),
+            Reply::bulk("RegistrationData"),
+            self.data(),
+            Reply::bulk("PD"),
+            Reply::bulk(self.session.printable()),
+            Reply::bulk("ExecutionThreadPool"),
+            Reply::bulk("DefaultPool"),
+        ])
+    }
+
+    /// The fields of the registration in INFO's `regisrations` section, as (name, value).
+    pub fn info_fields(&self) -> Vec<(String, String)> {
+        let stats = lock(&self.stats).clone();
+        let runs = stats.success + stats.failures + stats.aborted;
+        let total_ms = stats.total_run.as_millis() as i64;
+        let avg = if runs == 0 {
+            0.0
+        } else {
+            total_ms as f64 / runs as f64
+        };
+        let list = |l: &Option<Vec<String>>| match l {
+            Some(items) => format!("[{}]", items.join("|")),
+            None => "None".to_string(),
+        };
+        vec![
+            (
+                "desc".into(),
+                self.desc.clone().unwrap_or_else(|| "None".into()),
+            ),
+            ("reader".into(), "KeysReader".into()),
+            ("mode".into(), self.mode.name().into()),
+            ("numTriggered".into(), stats.triggered.to_string()),
+            ("numSuccess".into(), stats.success.to_string()),
+            ("numFailures".into(), stats.failures.to_string()),
+            ("numAborted".into(), stats.aborted.to_string()),
+            (
+                "lastRunDurationMS".into(),
+                stats.last_run.as_millis().to_string(),
+            ),
+            ("totalRunDurationMS".into(), total_ms.to_string()),
+            ("avgRunDurationMS".into(), format!("{avg}")),
+            (
+                "lastError".into(),
+                stats.last_error.unwrap_or_else(|| "None".into()),
+            ),
+            (
+                "regex".into(),
+                String::from_utf8_lossy(&self.trigger.prefix).into_owned(),
+            ),
+            ("eventTypes".into(), list(&self.trigger.event_types)),
+            ("keyTypes".into(), list(&self.trigger.key_types)),
+            ("hookCommands".into(), "None".into()),
+            ("PD".into(), self.session.printable().replace(',', "|")),
+        ]
+    }
+}
+
+/// The table, replaced whole on every change so readers (every keyspace event) only clone an
+/// `Arc` and never hold a lock while executions run.
+static TABLE: LazyLock<RwLock<Arc<Vec<Arc<Registration>>>>> =
+    LazyLock::new(|| RwLock::new(Arc::new(Vec::new())));
+
+/// Every registration, in registration order.
+pub fn all() -> Arc<Vec<Arc<Registration>>> {
+    TABLE.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+pub fn insert(registration: Arc<Registration>) {
+    let mut table = TABLE.write().unwrap_or_else(|e| e.into_inner());
+    let mut next = (**table).clone();
+    next.push(registration);
+    *table = Arc::new(next);
+}
+
+pub fn get(id: &str) -> Option<Arc<Registration>> {
+    all().iter().find(|r| r.id == id).cloned()
+}
+
+/// Removes a registration; None if there was none with that id.
+pub fn remove(id: &str) -> Option<Arc<Registration>> {
+    let mut table = TABLE.write().unwrap_or_else(|e| e.into_inner());
+    let position = table.iter().position(|r| r.id == id)?;
+    let mut next = (**table).clone();
+    let removed = next.remove(position);
+    *table = Arc::new(next);
+    Some(removed)
+}
+
+/// A registration made by `register()`, not yet in the table (a script's registrations are
+/// applied only once the whole script succeeded).
+pub struct PendingRegistration {
+    pub id: String,
+    pub plan: Plan,
+    pub mode: Mode,
+    pub trigger: KeysTrigger,
+    pub on_registered: Option<pyo3::Py<pyo3::PyAny>>,
+}
+
+/// Puts a registration in the table under `session`, then runs its `onRegistered` callback;
+/// that callback's errors are only logged, as RedisGears does.
+pub fn apply(pending: PendingRegistration, session: &Arc<Session>) {
+    use pyo3::prelude::*;
+    let registration = Arc::new(Registration::new(
+        pending.id,
+        pending.plan,
+        pending.mode,
+        pending.trigger,
+        session.clone(),
+    ));
+    session.add_registration(&registration.id);
+    insert(registration);
+    if let Some(callback) = pending.on_registered {
+        Python::attach(|py| {
+            let failure = match callback.bind(py).call0() {
+                Err(e) => Some(crate::python::errors::format_error(py, &e)),
+                Ok(out) if out.hasattr("__await__").unwrap_or(false) => {
+                    Some("Coroutines are not allow".to_string())
+                }
+                Ok(_) => None,
+            };
+            if let Some(error) = failure {
+                crate::redis_calls::log(
+                    "warning",
+                    &format!("Error occured on RedisGearsPy_OnRegistered, error='{error}'"),
+                );
+            }
+        });
+    }
+}
