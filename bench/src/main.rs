@@ -150,11 +150,80 @@ fn peak_rss(pid: u32, run: impl FnOnce()) -> String {
     }
 }
 
+/// SET throughput from `redis-benchmark -t set -n 200000 -P <pipeline>`.
+fn set_throughput(port: u16, pipeline: u32) -> f64 {
+    let out = std::process::Command::new("redis-benchmark")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            "set",
+            "-n",
+            "200000",
+        ])
+        .args(["-P", &pipeline.to_string()])
+        .output()
+        .expect("redis-benchmark (redis-tools) on PATH");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("throughput summary: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no throughput in redis-benchmark output: {text}"))
+}
+
+/// Issue 6: SET throughput with a sync registration whose step is `lambda r: None`, against the
+/// same server with no registration, alternating. The figure is the share of plain throughput
+/// kept (higher is better).
+fn sync_registration_throughput(repetitions: usize) {
+    let server = Server::start();
+    let mut con = server.con();
+    let id = "0000000000000000000000000000000000000000";
+    for pipeline in [1u32, 16] {
+        let (mut plain, mut with) = (Vec::new(), Vec::new());
+        for _ in 0..repetitions {
+            cmd(&mut con, &["FLUSHALL"]);
+            plain.push(set_throughput(server.port, pipeline));
+            let reply = pyexecute(
+                &mut con,
+                "GB().map(lambda r: None).register(mode='sync')",
+                &[],
+            );
+            assert_eq!(reply, Reply::ok());
+            cmd(&mut con, &["FLUSHALL"]);
+            with.push(set_throughput(server.port, pipeline));
+            let registered = cmd(&mut con, &["RG.DUMPREGISTRATIONS"]);
+            let rid = registered.items()[0].items()[1].as_str().to_string();
+            assert!(rid.starts_with(id));
+            cmd(&mut con, &["RG.UNREGISTER", &rid]);
+        }
+        plain.sort_by(f64::total_cmp);
+        with.sort_by(f64::total_cmp);
+        let (p, w) = (plain[plain.len() / 2], with[with.len() / 2]);
+        let bar = if pipeline == 1 { 0.80 } else { 0.50 };
+        println!(
+            "sync_reg_set_P{pipeline:<3} ours={w:.0}rps[{:.0}-{:.0}]  floor={p:.0}rps[{:.0}-{:.0}]  kept={:.2}   floor = same server, no registration (bar: kept >= {bar:.2})",
+            with[0],
+            with[with.len() - 1],
+            plain[0],
+            plain[plain.len() - 1],
+            w / p
+        );
+    }
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let only_registrations = std::env::args().any(|a| a == "--registrations");
     let (repetitions, scaling_repetitions) = if quick { (5, 1) } else { (7, 3) };
     let keys = 1_000_000;
 
+    if only_registrations {
+        sync_registration_throughput(if quick { 5 } else { 7 });
+        return;
+    }
     let server = Server::with_module_args(&["DebugCommands", "1"]);
     let (mut a, mut b) = (server.con(), server.con());
     println!(
@@ -254,4 +323,10 @@ fn main() {
             );
         }
     }
+
+    // Event-driven registrations (issue 6).
+    drop(a);
+    drop(b);
+    drop(server);
+    sync_registration_throughput(repetitions);
 }

@@ -1,6 +1,8 @@
 //! The records of KeysReader, built from what the module read out of the keyspace.
 
 use crate::gears_dict::gears_order;
+use std::borrow::Cow;
+
 use crate::record::Record;
 
 /// A key's value as the module read it.
@@ -38,12 +40,17 @@ impl KeyValue {
     fn into_record(self) -> Record {
         match self {
             KeyValue::String(s) => Record::String(s),
-            KeyValue::Hash(fields) => Record::HashSet(gears_order(
-                fields
-                    .into_iter()
-                    .map(|(f, v)| (f, Record::String(v)))
-                    .collect(),
-            )),
+            KeyValue::Hash(fields) => Record::HashSet(
+                gears_order(
+                    fields
+                        .into_iter()
+                        .map(|(f, v)| (f, Record::String(v)))
+                        .collect(),
+                )
+                .into_iter()
+                .map(|(f, v)| (Cow::Owned(f), v))
+                .collect(),
+            ),
             KeyValue::List(items) => Record::List(items.into_iter().map(Record::String).collect()),
             _ => Record::Null,
         }
@@ -56,13 +63,15 @@ impl KeyValue {
 /// the record is built in that order directly.
 pub fn key_record(key: Vec<u8>, value: Option<KeyValue>, event: Option<&str>) -> Record {
     let event = event.map_or(Record::Null, Record::string);
-    let mut fields = vec![
-        (b"event".to_vec(), event),
-        (b"key".to_vec(), Record::String(key)),
-    ];
+    let mut fields = Vec::with_capacity(4);
+    fields.push((Cow::Borrowed(b"event".as_slice()), event));
+    fields.push((Cow::Borrowed(b"key".as_slice()), Record::String(key)));
     if let Some(value) = value {
-        fields.push((b"type".to_vec(), Record::string(value.type_name())));
-        fields.push((b"value".to_vec(), value.into_record()));
+        fields.push((
+            Cow::Borrowed(b"type".as_slice()),
+            Record::string(value.type_name()),
+        ));
+        fields.push((Cow::Borrowed(b"value".as_slice()), value.into_record()));
     }
     Record::HashSet(fields)
 }
@@ -75,11 +84,14 @@ pub fn stream_record(key: Vec<u8>, id: Vec<u8>, fields: Vec<(Vec<u8>, Vec<u8>)>)
             .into_iter()
             .map(|(f, v)| (f, Record::String(v)))
             .collect(),
-    );
+    )
+    .into_iter()
+    .map(|(f, v)| (Cow::Owned(f), v))
+    .collect();
     Record::HashSet(vec![
-        (b"key".to_vec(), Record::String(key)),
-        (b"id".to_vec(), Record::String(id)),
-        (b"value".to_vec(), Record::HashSet(value)),
+        (Cow::Borrowed(b"key".as_slice()), Record::String(key)),
+        (Cow::Borrowed(b"id".as_slice()), Record::String(id)),
+        (Cow::Borrowed(b"value".as_slice()), Record::HashSet(value)),
     ])
 }
 
@@ -124,7 +136,7 @@ mod tests {
         let Record::HashSet(value) = &fields[3].1 else {
             panic!()
         };
-        let names: Vec<&[u8]> = value.iter().map(|(k, _)| k.as_slice()).collect();
+        let names: Vec<&[u8]> = value.iter().map(|(k, _)| k.as_ref()).collect();
         assert_eq!(names, [b"age".as_slice(), b"name".as_slice()]);
     }
 
@@ -134,8 +146,8 @@ mod tests {
         assert_eq!(
             r,
             Record::HashSet(vec![
-                (b"event".to_vec(), Record::Null),
-                (b"key".to_vec(), Record::string("x")),
+                (b"event".as_slice().into(), Record::Null),
+                (b"key".as_slice().into(), Record::string("x")),
             ])
         );
     }
@@ -150,10 +162,10 @@ mod tests {
         assert_eq!(
             r,
             Record::HashSet(vec![
-                (b"event".to_vec(), Record::string("set")),
-                (b"key".to_vec(), Record::string("x")),
-                (b"type".to_vec(), Record::string("string")),
-                (b"value".to_vec(), Record::string("1")),
+                (b"event".as_slice().into(), Record::string("set")),
+                (b"key".as_slice().into(), Record::string("x")),
+                (b"type".as_slice().into(), Record::string("string")),
+                (b"value".as_slice().into(), Record::string("1")),
             ])
         );
     }

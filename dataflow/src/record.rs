@@ -1,7 +1,12 @@
 //! The records that flow through a pipeline.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
+
+/// The name of a field of a hash-set record: the fixed names of the readers' records are static,
+/// so building a record does not allocate them.
+pub type FieldName = Cow<'static, [u8]>;
 
 /// An object owned by the callbacks' runtime (for the module: a Python object). The engine only
 /// moves it around; converting it is the callbacks' business.
@@ -29,7 +34,7 @@ pub enum Record {
     Double(f64),
     List(Vec<Record>),
     /// Named fields in the order the record exposes them (e.g. a KeysReader record).
-    HashSet(Vec<(Vec<u8>, Record)>),
+    HashSet(Vec<(FieldName, Record)>),
     /// A record tagged with a grouping key (extractkey, groupby and repartition steps).
     KeyValue {
         key: String,

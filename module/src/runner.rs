@@ -38,7 +38,18 @@ fn prepare(
 }
 
 /// Runs an execution to its end on the calling thread and records its outcome.
-fn run_to_end(entry: &ExecutionEntry, mut execution: Execution, reader: &mut dyn Reader) {
+fn run_to_end(entry: &ExecutionEntry, execution: Execution, reader: &mut dyn Reader) {
+    run_to_end_with(entry, execution, reader, true)
+}
+
+/// [`run_to_end`]; `abortable` is false for inline runs on the main thread, where no abort can
+/// run concurrently and so none can have left an exception pending.
+fn run_to_end_with(
+    entry: &ExecutionEntry,
+    mut execution: Execution,
+    reader: &mut dyn Reader,
+    abortable: bool,
+) {
     // SAFETY: reads the calling thread's ident; needs no GIL.
     let python_thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() } as u64;
     if !entry.start_running(python_thread) {
@@ -60,12 +71,16 @@ fn run_to_end(entry: &ExecutionEntry, mut execution: Execution, reader: &mut dyn
         )
     }));
     entry.stop_running();
-    // An abort may have raised gears.forcestopped in this thread after its last Python code
-    // ran: clear it so that the next execution on this thread does not get it.
-    Python::attach(|_| {
-        // SAFETY: clearing this thread's pending asynchronous exception, GIL held.
-        unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(python_thread as _, std::ptr::null_mut()) };
-    });
+    if abortable {
+        // An abort may have raised gears.forcestopped in this thread after its last Python code
+        // ran: clear it so that the next execution on this thread does not get it.
+        Python::attach(|_| {
+            // SAFETY: clearing this thread's pending asynchronous exception, GIL held.
+            unsafe {
+                pyo3::ffi::PyThreadState_SetAsyncExc(python_thread as _, std::ptr::null_mut())
+            };
+        });
+    }
     match ran {
         Ok((status, outcome, duration)) => entry.finish(status, outcome, duration),
         Err(_) => entry.finish(
@@ -132,6 +147,6 @@ pub fn run_inline(registration: &Arc<Registration>, ctx: &Context, mut reader: B
     // This thread holds the Redis lock, so taking the GIL once for the whole run is in order,
     // and saves taking it again for each part of the run.
     context::with_locked_context(ctx, || {
-        Python::attach(|_| run_to_end(&entry, execution, reader.as_mut()))
+        Python::attach(|_| run_to_end_with(&entry, execution, reader.as_mut(), false))
     });
 }

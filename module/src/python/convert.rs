@@ -134,11 +134,31 @@ pub fn py_to_reply(obj: &Bound<'_, PyAny>) -> Reply {
 }
 
 /// A final record of a plan built from Python: every record of such a plan is a Python object
-/// (native ones only because conversion is lazy), so all go out by the Python rules.
+/// (native ones only because conversion is lazy), so all go out by the Python rules. A native
+/// record gets the reply its Python object would get, without building that object.
 pub fn python_record_to_reply(py: Python<'_>, record: Record) -> Reply {
-    match record_into_py(py, record) {
-        Ok(obj) => py_to_reply(&obj),
-        Err(_) => Reply::bulk("PY RECORD"),
+    match record {
+        Record::Object(_) => match record_into_py(py, record) {
+            Ok(obj) => py_to_reply(&obj),
+            Err(_) => Reply::bulk("PY RECORD"),
+        },
+        Record::String(bytes) => match std::str::from_utf8(&bytes) {
+            // A str: the '+'/'-' prefix rules apply.
+            Ok(text) => py_to_reply(&pyo3::types::PyString::new(py, text).into_any()),
+            // A bytearray.
+            Err(_) => Reply::bulk("PY RECORD"),
+        },
+        Record::Long(v) => Reply::Integer(v),
+        Record::Double(v) => Reply::Integer(v as i64),
+        Record::List(items) => Reply::Array(
+            items
+                .into_iter()
+                .map(|r| python_record_to_reply(py, r))
+                .collect(),
+        ),
+        // dict, None: neither has a reply of its own.
+        Record::HashSet(_) | Record::KeyValue { .. } | Record::Null => Reply::bulk("PY RECORD"),
+        Record::Error(e) => Reply::Error(e),
     }
 }
 
@@ -158,7 +178,7 @@ pub fn record_to_reply(py: Python<'_>, record: &Record) -> Reply {
         Record::HashSet(fields) => Reply::Array(
             fields
                 .iter()
-                .flat_map(|(k, v)| [Reply::Bulk(k.clone()), record_to_reply(py, v)])
+                .flat_map(|(k, v)| [Reply::Bulk(k.to_vec()), record_to_reply(py, v)])
                 .collect(),
         ),
         Record::KeyValue { key, value } => Reply::Array(vec![
