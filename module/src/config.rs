@@ -221,6 +221,10 @@ impl Config {
         Ok(config)
     }
 
+    pub fn override_python_allocators(&self) -> bool {
+        self.python.get("OverridePythonAllocators") == Some(&PyValue::Int(1))
+    }
+
     pub fn attempt_traceback(&self) -> bool {
         self.python.get("PythonAttemptTraceback") == Some(&PyValue::Int(1))
     }

@@ -53,6 +53,33 @@ extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, for_crash_report: c_int) {
         raw::RedisModule_InfoBeginDictField.unwrap()(ctx, c("GearsPythonPlugin").as_ptr());
         raw::RedisModule_InfoAddFieldLongLong.unwrap()(ctx, c("version").as_ptr(), 10000);
         raw::RedisModule_InfoEndDictField.unwrap()(ctx);
+
+        let (total, peak, current) = crate::python::allocator::stats();
+        raw::RedisModule_InfoAddSection.unwrap()(ctx, c("python_stats").as_ptr());
+        for (name, value) in [
+            ("TotalAllocated", total),
+            ("PeakAllocated", peak),
+            ("CurrAllocated", current),
+        ] {
+            raw::RedisModule_InfoAddFieldLongLong.unwrap()(ctx, c(name).as_ptr(), value as i64);
+        }
+        // No requirement can be installed yet, so this section has no field.
+        raw::RedisModule_InfoAddSection.unwrap()(ctx, c("python_requirements").as_ptr());
+        raw::RedisModule_InfoAddSection.unwrap()(ctx, c("python_sessions").as_ptr());
+        if for_crash_report == 0 {
+            let mut seen = std::collections::BTreeMap::new();
+            for registration in registrations.iter() {
+                seen.entry(registration.session.id.clone())
+                    .or_insert_with(|| registration.session.printable());
+            }
+            for (id, printable) in seen {
+                raw::RedisModule_InfoAddFieldCString.unwrap()(
+                    ctx,
+                    c(&id).as_ptr(),
+                    c(&printable).as_ptr(),
+                );
+            }
+        }
     }
 }
 

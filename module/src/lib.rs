@@ -24,7 +24,7 @@ use redis_module::{redis_module, Context, RedisResult, RedisString, Status};
 
 use commands::{
     cluster, config as config_commands, debug, execute, executions as execution_commands, guarded,
-    registrations as registration_commands,
+    python as python_commands, registrations as registration_commands,
 };
 
 /// RedisGears 1.2.13, as `major*10000 + minor*100 + patch`.
@@ -46,8 +46,9 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_notice(&line);
     }
     let threads = config.execution_threads as usize;
+    let override_allocators = config.override_python_allocators();
     config::install(config);
-    if let Err(e) = python::start(threads) {
+    if let Err(e) = python::start(threads, override_allocators) {
         ctx.log_warning(&format!("could not start the Python interpreter: {e}"));
         return Status::Err;
     }
@@ -77,6 +78,7 @@ command!(rg_dumpplugins, execution_commands::dump_plugins);
 command!(rg_configget, config_commands::config_get);
 command!(rg_configset, config_commands::config_set);
 command!(rg_infocluster, cluster::info_cluster);
+command!(rg_pystats, python_commands::py_stats);
 command!(
     rg_dumpregistrations,
     registration_commands::dump_registrations
@@ -114,6 +116,7 @@ redis_module! {
         ["rg.configget", rg_configget, "readonly", 0, 0, 0, ""],
         ["rg.configset", rg_configset, "readonly", 0, 0, 0, ""],
         ["rg.infocluster", rg_infocluster, "readonly", 0, 0, 0, ""],
+        ["rg.pystats", rg_pystats, "readonly", 0, 0, 0, ""],
         ["rg.dumpregistrations", rg_dumpregistrations, "readonly", 0, 0, 0, ""],
         ["rg.unregister", rg_unregister, "readonly", 0, 0, 0, ""],
         ["rg.pauseregistrations", rg_pauseregistrations, "readonly", 0, 0, 0, ""],

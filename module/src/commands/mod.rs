@@ -6,6 +6,7 @@ pub mod config;
 pub mod debug;
 pub mod execute;
 pub mod executions;
+pub mod python;
 pub mod registrations;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

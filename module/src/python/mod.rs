@@ -1,6 +1,7 @@
 //! The embedded CPython: started once at load, with the GearsBuilder prelude in `__main__`;
 //! every RG.PYEXECUTE script runs in a fresh copy of that namespace.
 
+pub mod allocator;
 pub mod callbacks;
 pub mod context;
 pub mod convert;
@@ -46,8 +47,11 @@ fn make_libpython_global() -> Result<(), String> {
 }
 
 /// Starts the interpreter and the execution threads. Called once, at module load.
-pub fn start(execution_threads: usize) -> Result<(), String> {
+pub fn start(execution_threads: usize, override_allocators: bool) -> Result<(), String> {
     make_libpython_global()?;
+    if override_allocators {
+        allocator::route_to_redis();
+    }
     use native::redisgears;
     pyo3::append_to_inittab!(redisgears);
     Python::initialize();
