@@ -25,6 +25,7 @@ use redis_module::{redis_module, Context, RedisResult, RedisString, Status};
 use commands::{
     cluster, config as config_commands, debug, execute, executions as execution_commands, guarded,
     python as python_commands, registrations as registration_commands,
+    sessions as session_commands,
 };
 
 /// RedisGears 1.2.13, as `major*10000 + minor*100 + patch`.
@@ -79,6 +80,7 @@ command!(rg_configget, config_commands::config_get);
 command!(rg_configset, config_commands::config_set);
 command!(rg_infocluster, cluster::info_cluster);
 command!(rg_pystats, python_commands::py_stats);
+command!(rg_pydumpsessions, session_commands::dump_sessions);
 command!(
     rg_dumpregistrations,
     registration_commands::dump_registrations
@@ -117,6 +119,7 @@ redis_module! {
         ["rg.configset", rg_configset, "readonly", 0, 0, 0, ""],
         ["rg.infocluster", rg_infocluster, "readonly", 0, 0, 0, ""],
         ["rg.pystats", rg_pystats, "readonly", 0, 0, 0, ""],
+        ["rg.pydumpsessions", rg_pydumpsessions, "readonly", 0, 0, 0, ""],
         ["rg.dumpregistrations", rg_dumpregistrations, "readonly", 0, 0, 0, ""],
         ["rg.unregister", rg_unregister, "readonly", 0, 0, 0, ""],
         ["rg.pauseregistrations", rg_pauseregistrations, "readonly", 0, 0, 0, ""],

@@ -344,6 +344,10 @@ pub fn apply(pending: PendingRegistration, session: &Arc<Session>) {
         session.clone(),
     ));
     session.add_registration(&registration.id);
+    // A session that registers is live (one that only ran an execution was not, until now).
+    if !session.is_dead() && crate::sessions::live(&session.id).is_none() {
+        crate::sessions::link(session);
+    }
     insert(registration);
     if let Some(callback) = pending.on_registered {
         Python::attach(|py| {

@@ -14,6 +14,7 @@ use crate::python::callbacks::PyScope;
 use crate::python::context;
 use crate::python::convert::python_record_to_reply;
 use crate::registrations::Registration;
+use crate::sessions::Session;
 use crate::{config, ids, threads};
 
 /// Lists a new execution of `plan`, whose steps `steps` lists.
@@ -38,8 +39,13 @@ fn prepare(
 }
 
 /// Runs an execution to its end on the calling thread and records its outcome.
-fn run_to_end(entry: &ExecutionEntry, execution: Execution, reader: &mut dyn Reader) {
-    run_to_end_with(entry, execution, reader, true)
+fn run_to_end(
+    entry: &ExecutionEntry,
+    execution: Execution,
+    reader: &mut dyn Reader,
+    session: &Arc<Session>,
+) {
+    context::with_session(session, || run_to_end_with(entry, execution, reader, true))
 }
 
 /// [`run_to_end`]; `abortable` is false for inline runs on the main thread, where no abort can
@@ -95,12 +101,16 @@ fn run_to_end_with(
 }
 
 /// A `run()`: listed, then queued on the execution threads.
-pub fn start(plan: Plan, mut reader: Box<dyn Reader>) -> Result<Arc<ExecutionEntry>, String> {
+pub fn start(
+    plan: Plan,
+    mut reader: Box<dyn Reader>,
+    session: Arc<Session>,
+) -> Result<Arc<ExecutionEntry>, String> {
     let (execution, entry) = prepare(&plan, executions::step_infos(&plan), false);
     let job_entry = entry.clone();
     let queued = threads::run_execution(move || {
         context::register_gears_thread();
-        run_to_end(&job_entry, execution, reader.as_mut());
+        run_to_end(&job_entry, execution, reader.as_mut(), &session);
     });
     if !queued {
         executions::remove(&entry.id);
@@ -128,9 +138,10 @@ pub fn start_for(registration: &Arc<Registration>, mut reader: Box<dyn Reader>) 
     registration.started(&entry);
     settle(registration, &entry);
     let job_entry = entry.clone();
+    let session = registration.session.clone();
     let queued = threads::run_on(&registration.queue, move || {
         context::register_gears_thread();
-        run_to_end(&job_entry, execution, reader.as_mut());
+        run_to_end(&job_entry, execution, reader.as_mut(), &session);
     });
     if !queued {
         executions::remove(&entry.id);
@@ -147,6 +158,8 @@ pub fn run_inline(registration: &Arc<Registration>, ctx: &Context, mut reader: B
     // This thread holds the Redis lock, so taking the GIL once for the whole run is in order,
     // and saves taking it again for each part of the run.
     context::with_locked_context(ctx, || {
-        Python::attach(|_| run_to_end_with(&entry, execution, reader.as_mut(), false))
+        context::with_session(&registration.session, || {
+            Python::attach(|_| run_to_end_with(&entry, execution, reader.as_mut(), false))
+        })
     });
 }

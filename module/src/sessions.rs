@@ -1,9 +1,11 @@
-//! Python sessions as registrations see them: the id, the description and the registrations a
-//! session owns, printed as RedisGears prints them (`PD` of RG.DUMPREGISTRATIONS).
-//!
-//! The live and dead session tables, UPGRADE and REPLACE_WITH are the sessions issue's work.
+//! Python sessions: every RG.PYEXECUTE creates one; it owns the registrations its script (and
+//! that script's callbacks) made. The live table holds the sessions that registered something,
+//! by id; a session replaced by UPGRADE / REPLACE_WITH moves to the dead list while anything
+//! still uses it (sessions-and-cluster.md Part A).
 
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 
 use rand::Rng;
 
@@ -11,6 +13,11 @@ pub struct Session {
     pub id: String,
     pub description: Option<String>,
     registrations: Mutex<Vec<String>>,
+    dead: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Session {
@@ -26,35 +33,119 @@ impl Session {
             id,
             description,
             registrations: Mutex::new(Vec::new()),
+            dead: AtomicBool::new(false),
         })
     }
 
     pub fn add_registration(&self, id: &str) {
-        self.lock().push(id.to_string());
+        lock(&self.registrations).push(id.to_string());
     }
 
     pub fn remove_registration(&self, id: &str) {
-        self.lock().retain(|r| r != id);
+        lock(&self.registrations).retain(|r| r != id);
     }
 
     pub fn registrations(&self) -> Vec<String> {
-        self.lock().clone()
+        lock(&self.registrations).clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
-        self.registrations.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::SeqCst)
     }
 
-    /// RedisGears' printable form (commands.md §4.1), single quotes and all.
-    pub fn printable(&self) -> String {
+    /// `linked` as RedisGears shows it: `primary` in the live table, `None` once dead.
+    pub fn linked(&self) -> &'static str {
+        if self.is_dead() {
+            "None"
+        } else {
+            "primary"
+        }
+    }
+
+    /// RG.PYDUMPSESSIONS' `refCount`: the holders of the session other than the live table
+    /// (its registrations and running executions). `listed` is the caller's own clone, which
+    /// does not count either.
+    pub fn ref_count(listed: &Arc<Session>) -> usize {
+        let in_table = live(&listed.id).is_some_and(|s| Arc::ptr_eq(&s, listed));
+        // The clone `live` returned is dropped by now.
+        Arc::strong_count(listed) - 1 - usize::from(in_table)
+    }
+
+    /// RedisGears' printable form (commands.md §4.1), single quotes and all; its `refCount`
+    /// counts every holder, the live table included (the spec's example: 2 for a session with
+    /// one registration).
+    pub fn printable(self: &Arc<Session>) -> String {
         let registrations = self.registrations();
         let list: Vec<String> = registrations.iter().map(|r| format!("'{r}'")).collect();
         format!(
-            "{{'sessionName':'{}', 'sessionDescription':'{}', 'refCount': {}, 'linkedTo': primary, 'dead': false, 'isInstallationNeeded':0, 'registrationsList':[{}], 'depsList':[]}}",
+            "{{'sessionName':'{}', 'sessionDescription':'{}', 'refCount': {}, 'linkedTo': {}, 'dead': {}, 'isInstallationNeeded':0, 'registrationsList':[{}], 'depsList':[]}}",
             self.id,
             self.description.as_deref().unwrap_or("null"),
-            registrations.len() + 1,
+            Arc::strong_count(self),
+            self.linked(),
+            self.is_dead(),
             list.join(",")
         )
+    }
+}
+
+#[derive(Default)]
+struct Tables {
+    live: BTreeMap<String, Arc<Session>>,
+    /// Unlinked sessions, in the order they died, kept while something still uses them.
+    dead: Vec<Weak<Session>>,
+}
+
+static TABLES: LazyLock<Mutex<Tables>> = LazyLock::new(Mutex::default);
+
+pub fn live(id: &str) -> Option<Arc<Session>> {
+    lock(&TABLES).live.get(id).cloned()
+}
+
+/// Every live session, ordered by id.
+pub fn all_live() -> Vec<Arc<Session>> {
+    lock(&TABLES).live.values().cloned().collect()
+}
+
+/// The dead sessions still in use, in the order they died.
+pub fn all_dead() -> Vec<Arc<Session>> {
+    let mut tables = lock(&TABLES);
+    tables.dead.retain(|w| w.strong_count() > 0);
+    tables.dead.iter().filter_map(Weak::upgrade).collect()
+}
+
+/// Puts `session` in the live table (replacing an entry with its id).
+pub fn link(session: &Arc<Session>) {
+    lock(&TABLES)
+        .live
+        .insert(session.id.clone(), session.clone());
+}
+
+/// Takes `session` out of the live table; while anything still holds it, it is listed dead.
+pub fn unlink(session: &Arc<Session>) {
+    let mut tables = lock(&TABLES);
+    if tables
+        .live
+        .get(&session.id)
+        .is_some_and(|s| Arc::ptr_eq(s, session))
+    {
+        tables.live.remove(&session.id);
+    }
+    session.dead.store(true, Ordering::SeqCst);
+    tables.dead.push(Arc::downgrade(session));
+}
+
+/// Drops `session` from the live table once it owns no registration any more.
+pub fn release_if_unused(session: &Arc<Session>) {
+    if !session.registrations().is_empty() {
+        return;
+    }
+    let mut tables = lock(&TABLES);
+    if tables
+        .live
+        .get(&session.id)
+        .is_some_and(|s| Arc::ptr_eq(s, session))
+    {
+        tables.live.remove(&session.id);
     }
 }

@@ -8,7 +8,8 @@ use crate::executions;
 use crate::python;
 use crate::registrations;
 use crate::reply::Reply;
-use crate::sessions::Session;
+use crate::sessions::{self, Session};
+use std::sync::Arc;
 
 /// The options after the script (commands.md §2.1).
 #[derive(Debug, Default)]
@@ -69,6 +70,51 @@ fn parse_options(args: &[RedisString]) -> Result<Options, String> {
     Ok(options)
 }
 
+/// The live session the new one replaces (UPGRADE of an existing id, or REPLACE_WITH), after
+/// the spec's existence checks (commands.md §2.1 point 7).
+fn session_to_replace(id: &str, options: &Options) -> Result<Option<Arc<Session>>, String> {
+    if let Some(old) = &options.replace_with {
+        if sessions::live(id).is_some() {
+            return Err(format!(
+                "Can not replace an existing session {id} with {old}"
+            ));
+        }
+        return match sessions::live(old) {
+            Some(old) => Ok(Some(old)),
+            None => Err(format!(
+                "Can not replace with {old}, session does not exists."
+            )),
+        };
+    }
+    match sessions::live(id) {
+        Some(_) if !options.upgrade => Err(format!("Session {id} already exists")),
+        existing => Ok(existing),
+    }
+}
+
+/// Applies a successful script's registrations together: the replaced session's registrations
+/// are unregistered (their queued executions still run, so no event is lost) and it is
+/// unlinked, then the new ones are registered and the new session goes live. A script that
+/// registered nothing replaces nothing.
+fn apply_batch(
+    session: &Arc<Session>,
+    replaced: Option<Arc<Session>>,
+    batch: Vec<registrations::PendingRegistration>,
+) {
+    if let Some(old) = replaced {
+        for id in old.registrations() {
+            if registrations::remove(&id).is_some() {
+                old.remove_registration(&id);
+            }
+        }
+        sessions::unlink(&old);
+    }
+    for pending in batch {
+        registrations::apply(pending, session);
+    }
+    sessions::link(session);
+}
+
 pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {
     let flags = ctx.get_flags();
     if flags.intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING) {
@@ -84,23 +130,23 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {
         Ok(o) => o,
         Err(e) => return Reply::error(e).into(),
     };
+    let session = Session::new(options.id.clone(), options.description.clone());
+    let replaced = match session_to_replace(&session.id, &options) {
+        Ok(replaced) => replaced,
+        Err(e) => return Reply::error(e).into(),
+    };
     if !options.requirements.is_empty() {
         return Reply::error(
             "REQUIREMENTS are not supported by this build yet (the requirements manager is not built)",
         )
         .into();
     }
-    let outcome = match python::run_script(ctx, args[1].as_slice()) {
+    let outcome = match python::run_script(ctx, args[1].as_slice(), &session) {
         Ok(outcome) => outcome,
         Err(text) => return Reply::error(text).into(),
     };
     if !outcome.registrations.is_empty() {
-        // Registrations take effect together once the whole script succeeded; an execution the
-        // script also started keeps running in the background.
-        let session = Session::new(options.id, options.description);
-        for pending in outcome.registrations {
-            registrations::apply(pending, &session);
-        }
+        apply_batch(&session, replaced, outcome.registrations);
         return Reply::ok().into();
     }
     let Some(entry) = outcome.execution else {

@@ -8,6 +8,7 @@ pub mod execute;
 pub mod executions;
 pub mod python;
 pub mod registrations;
+pub mod sessions;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

@@ -24,6 +24,8 @@ pub fn unregister(_ctx: &Context, args: Vec<RedisString>) -> Answer {
     match registrations::remove(&args[1]) {
         Some(registration) => {
             registration.session.remove_registration(&registration.id);
+            // A session whose last registration went is not live any more.
+            crate::sessions::release_if_unused(&registration.session);
             if abort_pending {
                 registration.abort_pending();
             }

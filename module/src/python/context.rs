@@ -8,6 +8,7 @@ use redis_module::{raw, Context, ContextGuard, ThreadSafeContext};
 
 use crate::executions::ExecutionEntry;
 use crate::registrations::PendingRegistration;
+use crate::sessions::Session;
 
 /// What a running script did, collected while it runs.
 #[derive(Default)]
@@ -23,8 +24,9 @@ thread_local! {
     /// The Redis lock taken by `atomic()` on a thread that did not hold it.
     static ATOMIC_LOCK: RefCell<Option<ContextGuard>> = const { RefCell::new(None) };
     static IN_ATOMIC: Cell<bool> = const { Cell::new(false) };
-    /// The session set with `setGearsSession` (its id).
-    static SESSION: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The session whose code runs on this thread (a script, an execution, or one set with
+    /// `setGearsSession`).
+    static SESSION: RefCell<Option<Arc<Session>>> = const { RefCell::new(None) };
     static GEARS_THREAD: Cell<bool> = const { Cell::new(false) };
     static LOCKED_CONTEXT: Cell<*mut raw::RedisModuleCtx> = const { Cell::new(std::ptr::null_mut()) };
     static SCRIPT: RefCell<Option<ScriptState>> = const { RefCell::new(None) };
@@ -115,12 +117,20 @@ pub fn take_redis_lock() -> HeldLock {
     HeldLock(ThreadSafeContext::new().lock())
 }
 
-pub fn current_session() -> Option<String> {
+pub fn current_session() -> Option<Arc<Session>> {
     SESSION.with(|s| s.borrow().clone())
 }
 
-pub fn set_session(session: Option<String>) {
+pub fn set_session(session: Option<Arc<Session>>) {
     SESSION.with(|s| *s.borrow_mut() = session);
+}
+
+/// Runs `f` with `session` current on this thread.
+pub fn with_session<R>(session: &Arc<Session>, f: impl FnOnce() -> R) -> R {
+    let previous = SESSION.with(|s| s.replace(Some(session.clone())));
+    let result = f();
+    SESSION.with(|s| *s.borrow_mut() = previous);
+    result
 }
 
 /// Runs `f` with `ctx` as this thread's lock-holding context (the thread holds the lock): a
@@ -132,11 +142,16 @@ pub fn with_locked_context<R>(ctx: &Context, f: impl FnOnce() -> R) -> R {
     result
 }
 
-/// Runs `f` as the body of an RG.PYEXECUTE on the main thread, collecting what the script did.
-pub fn as_script<R>(ctx: &Context, f: impl FnOnce() -> R) -> (R, ScriptState) {
+/// Runs `f` as the body of an RG.PYEXECUTE of `session` on the main thread, collecting what the
+/// script did.
+pub fn as_script<R>(
+    ctx: &Context,
+    session: &Arc<Session>,
+    f: impl FnOnce() -> R,
+) -> (R, ScriptState) {
     let previous = LOCKED_CONTEXT.with(|c| c.replace(ctx.ctx));
     SCRIPT.with(|s| *s.borrow_mut() = Some(ScriptState::default()));
-    let result = f();
+    let result = with_session(session, f);
     let state = SCRIPT.with(|s| s.borrow_mut().take()).unwrap_or_default();
     LOCKED_CONTEXT.with(|c| c.set(previous));
     (result, state)

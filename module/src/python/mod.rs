@@ -81,8 +81,12 @@ pub struct ScriptOutcome {
 /// Runs `script` on the calling thread (the main thread, holding the Redis lock). On failure the
 /// error text is what the client reads, and any execution the script started is aborted and
 /// dropped.
-pub fn run_script(ctx: &redis_module::Context, script: &[u8]) -> Result<ScriptOutcome, String> {
-    let (result, state) = context::as_script(ctx, || {
+pub fn run_script(
+    ctx: &redis_module::Context,
+    script: &[u8],
+    session: &Arc<crate::sessions::Session>,
+) -> Result<ScriptOutcome, String> {
+    let (result, state) = context::as_script(ctx, session, || {
         Python::attach(|py| -> Result<(), String> {
             let run = || -> PyResult<()> {
                 let base = BASE_NAMESPACE

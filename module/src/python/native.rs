@@ -505,7 +505,9 @@ impl PyFlatExecution {
                 }
             }
         }
-        let entry = crate::runner::start(self.plan.clone(), reader).map_err(|e| gears_error(&e))?;
+        let session = context::current_session().unwrap_or_else(|| Session::new(None, None));
+        let entry = crate::runner::start(self.plan.clone(), reader, session)
+            .map_err(|e| gears_error(&e))?;
         context::script_started(&entry);
         Ok(py.None())
     }
@@ -566,7 +568,9 @@ impl PyFlatExecution {
         // Inside RG.PYEXECUTE it waits for the script to succeed; elsewhere (a step) it applies
         // at once.
         if let Err(pending) = context::script_registered(pending) {
-            registrations::apply(*pending, &Session::new(None, None));
+            // From a step: the registration joins the session of the code running it.
+            let session = context::current_session().unwrap_or_else(|| Session::new(None, None));
+            registrations::apply(*pending, &session);
         }
         Ok(id)
     }
@@ -759,13 +763,13 @@ fn register_gears_thread() {
 /// The session object `getGearsSession()` returns.
 #[pyclass(name = "PyExecutionSession", module = "redisgears")]
 struct PyExecutionSession {
-    id: String,
+    session: Arc<Session>,
 }
 
 #[pyfunction]
 #[pyo3(name = "getGearsSession")]
 fn get_gears_session() -> Option<PyExecutionSession> {
-    context::current_session().map(|id| PyExecutionSession { id })
+    context::current_session().map(|session| PyExecutionSession { session })
 }
 
 #[pyfunction]
@@ -782,7 +786,7 @@ fn set_gears_session(args: &Bound<'_, PyTuple>) -> PyResult<()> {
     let session = session
         .cast::<PyExecutionSession>()
         .map_err(|_| gears_error("Given object is not of type GearsSession"))?;
-    context::set_session(Some(session.borrow().id.clone()));
+    context::set_session(Some(session.borrow().session.clone()));
     Ok(())
 }
 
