@@ -2,6 +2,10 @@
 //! case, read from the extra dictionary) and user-defined "extra" keys, as configuration.md says.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// ProfileExecutions != 0, mirrored for the hot path (every Python callback checks it).
+pub static PROFILING: AtomicBool = AtomicBool::new(false);
 use std::sync::{LazyLock, RwLock, RwLockReadGuard};
 
 use crate::reply::Reply;
@@ -159,7 +163,10 @@ impl Config {
             CoreKey::MaxExecutionsPerRegistration => {
                 (&mut self.max_executions_per_registration, true)
             }
-            CoreKey::ProfileExecutions => (&mut self.profile_executions, true),
+            CoreKey::ProfileExecutions => {
+                PROFILING.store(v != 0, Ordering::Relaxed);
+                (&mut self.profile_executions, true)
+            }
             CoreKey::ExecutionThreads => (&mut self.execution_threads, v > 0),
             CoreKey::ExecutionMaxIdleTime => (&mut self.execution_max_idle_time, v > 0),
             CoreKey::SendMsgRetries => (&mut self.send_msg_retries, v >= 0),
@@ -336,6 +343,7 @@ impl Config {
 static CONFIG: LazyLock<RwLock<Config>> = LazyLock::new(|| RwLock::new(Config::default()));
 
 pub fn install(config: Config) {
+    PROFILING.store(config.profile_executions != 0, Ordering::Relaxed);
     *CONFIG.write().unwrap_or_else(|e| e.into_inner()) = config;
 }
 

@@ -24,7 +24,7 @@ use redis_module::{redis_module, Context, RedisResult, RedisString, Status};
 
 use commands::{
     cluster, config as config_commands, debug, execute, executions as execution_commands, guarded,
-    python as python_commands, registrations as registration_commands,
+    profile, python as python_commands, registrations as registration_commands,
     sessions as session_commands,
 };
 
@@ -81,6 +81,7 @@ command!(rg_configset, config_commands::config_set);
 command!(rg_infocluster, cluster::info_cluster);
 command!(rg_pystats, python_commands::py_stats);
 command!(rg_pydumpsessions, session_commands::dump_sessions);
+command!(rg_pyprofile, profile::py_profile);
 command!(
     rg_dumpregistrations,
     registration_commands::dump_registrations
@@ -120,6 +121,7 @@ redis_module! {
         ["rg.infocluster", rg_infocluster, "readonly", 0, 0, 0, ""],
         ["rg.pystats", rg_pystats, "readonly", 0, 0, 0, ""],
         ["rg.pydumpsessions", rg_pydumpsessions, "readonly", 0, 0, 0, ""],
+        ["rg.pyprofile", rg_pyprofile, "readonly", 0, 0, 0, ""],
         ["rg.dumpregistrations", rg_dumpregistrations, "readonly", 0, 0, 0, ""],
         ["rg.unregister", rg_unregister, "readonly", 0, 0, 0, ""],
         ["rg.pauseregistrations", rg_pauseregistrations, "readonly", 0, 0, 0, ""],

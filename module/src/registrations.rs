@@ -351,7 +351,10 @@ pub fn apply(pending: PendingRegistration, session: &Arc<Session>) {
     insert(registration);
     if let Some(callback) = pending.on_registered {
         Python::attach(|py| {
-            let failure = match callback.bind(py).call0() {
+            let called = crate::python::context::with_session(session, || {
+                crate::python::callbacks::profiled(py, || callback.bind(py).call0())
+            });
+            let failure = match called {
                 Err(e) => Some(crate::python::errors::format_error(py, &e)),
                 Ok(out) if out.hasattr("__await__").unwrap_or(false) => {
                     Some("Coroutines are not allow".to_string())

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 
+use pyo3::types::PyAnyMethods;
+
 use rand::Rng;
 
 pub struct Session {
@@ -14,6 +16,8 @@ pub struct Session {
     pub description: Option<String>,
     registrations: Mutex<Vec<String>>,
     dead: AtomicBool,
+    /// The session's cProfile profiler, created on first use (RG.PYPROFILE).
+    profiler: Mutex<Option<pyo3::Py<pyo3::PyAny>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -34,7 +38,26 @@ impl Session {
             description,
             registrations: Mutex::new(Vec::new()),
             dead: AtomicBool::new(false),
+            profiler: Mutex::new(None),
         })
+    }
+
+    /// The session's profiler, created with the prelude's `profilerCreate()` if it has none.
+    pub fn profiler(&self, py: pyo3::Python<'_>) -> pyo3::PyResult<pyo3::Py<pyo3::PyAny>> {
+        let mut slot = lock(&self.profiler);
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone_ref(py));
+        }
+        let created = crate::python::prelude_function(py, "profilerCreate")?
+            .call0()?
+            .unbind();
+        *slot = Some(created.clone_ref(py));
+        Ok(created)
+    }
+
+    /// RG.PYPROFILE RESET: a fresh profiler.
+    pub fn reset_profiler(&self) {
+        lock(&self.profiler).take();
     }
 
     pub fn add_registration(&self, id: &str) {

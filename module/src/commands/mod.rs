@@ -6,6 +6,7 @@ pub mod config;
 pub mod debug;
 pub mod execute;
 pub mod executions;
+pub mod profile;
 pub mod python;
 pub mod registrations;
 pub mod sessions;

@@ -34,8 +34,24 @@ impl PyCallback {
         py: Python<'py>,
         args: impl pyo3::call::PyCallArgs<'py>,
     ) -> StepResult<Bound<'py, PyAny>> {
-        self.0.bind(py).call1(args).map_err(|e| step_error(py, e))
+        profiled(py, || self.0.bind(py).call1(args)).map_err(|e| step_error(py, e))
     }
+}
+
+/// Runs `f` inside the current session's profiler while ProfileExecutions is on.
+pub fn profiled<'py, R>(py: Python<'py>, f: impl FnOnce() -> R) -> R {
+    if !crate::config::PROFILING.load(std::sync::atomic::Ordering::Relaxed) {
+        return f();
+    }
+    let profiler = super::context::current_session().and_then(|s| s.profiler(py).ok());
+    let Some(profiler) = profiler else {
+        return f();
+    };
+    let profiler = profiler.bind(py);
+    let _ = profiler.call_method0("enable");
+    let result = f();
+    let _ = profiler.call_method0("disable");
+    result
 }
 
 fn optional<'py>(py: Python<'py>, acc: Option<Record>) -> StepResult<Bound<'py, PyAny>> {

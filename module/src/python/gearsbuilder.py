@@ -232,3 +232,26 @@ class GearsSession():
 
     def __exit__(self, *args):
         setGearsSession(None)
+
+
+# cProfile helpers used by ProfileExecutions and RG.PYPROFILE (runtime.md §8b).
+def profilerCreate():
+    return cProfile.Profile()
+
+
+def profileStart(p):
+    p.enable()
+
+
+def profileStop(p):
+    p.disable()
+
+
+def profileGetInfo(p, order):
+    s = io.StringIO()
+    ps = pstats.Stats(p, stream=s)
+    ps.sort_stats(order)
+    ps.print_stats()
+    ps.print_callers()
+    ps.print_callees()
+    return s.getvalue()

@@ -72,6 +72,16 @@ pub fn start(execution_threads: usize, override_allocators: bool) -> Result<(), 
     Ok(())
 }
 
+/// A function of the prelude (`profilerCreate`, `profileGetInfo`, ...).
+pub fn prelude_function<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    let base = BASE_NAMESPACE
+        .get(py)
+        .ok_or_else(|| errors::gears_error("the interpreter is not ready"))?;
+    base.bind(py)
+        .get_item(name)?
+        .ok_or_else(|| errors::gears_error(&format!("{name} is missing from the prelude")))
+}
+
 /// What an RG.PYEXECUTE script left behind.
 pub struct ScriptOutcome {
     pub execution: Option<Arc<executions::ExecutionEntry>>,
