@@ -352,14 +352,22 @@ fn pyprofile_collects_per_session_while_profiling_is_on() {
     let stats = cmd(&mut con, &["RG.PYPROFILE", "STATS", "p1", "cumtime"]);
     let stats = stats.as_str();
     assert!(stats.contains("function calls in"), "{stats}");
-    assert!(stats.contains("Ordered by: internal time"), "the order argument is ignored: {stats}");
+    assert!(
+        stats.contains("Ordered by: internal time"),
+        "the order argument is ignored: {stats}"
+    );
     assert!(stats.contains("<string>:1(work)"), "{stats}");
-    assert!(stats.contains("<string>:176(<lambda>)"), "register()'s str conversion: {stats}");
+    assert!(
+        stats.contains("<string>:176(<lambda>)"),
+        "register()'s str conversion: {stats}"
+    );
     assert!(stats.contains("was called by..."), "{stats}");
     assert!(stats.contains("called..."), "{stats}");
     assert_eq!(cmd(&mut con, &["RG.PYPROFILE", "RESET", "p1"]), Reply::ok());
     let after_reset = cmd(&mut con, &["RG.PYPROFILE", "STATS", "p1"]);
-    assert!(after_reset.as_str().contains("TypeError: Cannot create or construct"));
+    assert!(after_reset
+        .as_str()
+        .contains("TypeError: Cannot create or construct"));
 }
 
 #[test]
@@ -369,10 +377,19 @@ fn pyprofile_errors() {
     let arity = Reply::err("ERR wrong number of arguments for 'rg.pyprofile' command");
     assert_eq!(cmd(&mut con, &["RG.PYPROFILE"]), arity);
     assert_eq!(cmd(&mut con, &["RG.PYPROFILE", "STATS"]), arity);
-    assert_eq!(cmd(&mut con, &["RG.PYPROFILE", "STATS", "a", "b", "c"]), arity);
+    assert_eq!(
+        cmd(&mut con, &["RG.PYPROFILE", "STATS", "a", "b", "c"]),
+        arity
+    );
     assert_eq!(cmd(&mut con, &["RG.PYPROFILE", "RESET", "a", "b"]), arity);
-    assert_eq!(cmd(&mut con, &["RG.PYPROFILE", "STATS", "nope"]), Reply::err("session does not exists"));
-    assert_eq!(cmd(&mut con, &["RG.PYPROFILE", "RESET", "nope"]), Reply::err("session does not exists"));
+    assert_eq!(
+        cmd(&mut con, &["RG.PYPROFILE", "STATS", "nope"]),
+        Reply::err("session does not exists")
+    );
+    assert_eq!(
+        cmd(&mut con, &["RG.PYPROFILE", "RESET", "nope"]),
+        Reply::err("session does not exists")
+    );
     assert_eq!(
         cmd(&mut con, &["RG.PYPROFILE", "DUMP", "x"]),
         Reply::err("Wrong subcommand given to RG.PYPROFILE")
