@@ -3,7 +3,7 @@
 use crate::gears_dict::gears_order;
 use std::borrow::Cow;
 
-use crate::record::Record;
+use crate::record::{FieldName, Record};
 
 /// A key's value as the module read it.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,21 +40,23 @@ impl KeyValue {
     fn into_record(self) -> Record {
         match self {
             KeyValue::String(s) => Record::String(s),
-            KeyValue::Hash(fields) => Record::HashSet(
-                gears_order(
-                    fields
-                        .into_iter()
-                        .map(|(f, v)| (f, Record::String(v)))
-                        .collect(),
-                )
-                .into_iter()
-                .map(|(f, v)| (Cow::Owned(f), v))
-                .collect(),
-            ),
+            KeyValue::Hash(fields) => Record::HashSet(ordered_fields(fields)),
             KeyValue::List(items) => Record::List(items.into_iter().map(Record::String).collect()),
             _ => Record::Null,
         }
     }
+}
+
+/// Field/value pairs (a hash's, a stream entry's) as a record's fields in RedisGears' dict order.
+fn ordered_fields(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(FieldName, Record)> {
+    let fields = fields
+        .into_iter()
+        .map(|(f, v)| (f, Record::String(v)))
+        .collect();
+    gears_order(fields)
+        .into_iter()
+        .map(|(f, v)| (Cow::Owned(f), v))
+        .collect()
 }
 
 /// A KeysReader record: `event` and `key`, plus `type` and `value` when the value was read
@@ -79,15 +81,7 @@ pub fn key_record(key: Vec<u8>, value: Option<KeyValue>, event: Option<&str>) ->
 /// A stream entry as StreamReader emits it: `key, id, value` (RedisGears assigns `id, value,
 /// key`), the entry's fields in RedisGears' dict order.
 pub fn stream_record(key: Vec<u8>, id: Vec<u8>, fields: Vec<(Vec<u8>, Vec<u8>)>) -> Record {
-    let value = gears_order(
-        fields
-            .into_iter()
-            .map(|(f, v)| (f, Record::String(v)))
-            .collect(),
-    )
-    .into_iter()
-    .map(|(f, v)| (Cow::Owned(f), v))
-    .collect();
+    let value = ordered_fields(fields);
     Record::HashSet(vec![
         (Cow::Borrowed(b"key".as_slice()), Record::String(key)),
         (Cow::Borrowed(b"id".as_slice()), Record::String(id)),

@@ -69,6 +69,22 @@ struct Stats {
     last_error: Option<String>,
 }
 
+impl Stats {
+    fn total_run_ms(&self) -> i64 {
+        self.total_run.as_millis() as i64
+    }
+
+    /// `avgRunDurationMS`: the truncated total over finished runs, 0 before any.
+    fn avg_run_ms(&self) -> f64 {
+        let runs = self.success + self.failures + self.aborted;
+        if runs == 0 {
+            0.0
+        } else {
+            self.total_run_ms() as f64 / runs as f64
+        }
+    }
+}
+
 pub struct Registration {
     pub id: String,
     pub desc: Option<String>,
@@ -186,13 +202,7 @@ impl Registration {
     /// `RegistrationData` of RG.DUMPREGISTRATIONS (KeysReader: 20 elements).
     pub fn data(&self) -> Reply {
         let stats = lock(&self.stats).clone();
-        let runs = stats.success + stats.failures + stats.aborted;
-        let total_ms = stats.total_run.as_millis() as i64;
-        let avg = if runs == 0 {
-            0.0
-        } else {
-            total_ms as f64 / runs as f64
-        };
+        let (total_ms, avg) = (stats.total_run_ms(), stats.avg_run_ms());
         Reply::Array(vec![
             Reply::bulk("mode"),
             Reply::bulk(self.mode.name()),
@@ -247,13 +257,7 @@ impl Registration {
     /// The fields of the registration in INFO's `regisrations` section, as (name, value).
     pub fn info_fields(&self) -> Vec<(String, String)> {
         let stats = lock(&self.stats).clone();
-        let runs = stats.success + stats.failures + stats.aborted;
-        let total_ms = stats.total_run.as_millis() as i64;
-        let avg = if runs == 0 {
-            0.0
-        } else {
-            total_ms as f64 / runs as f64
-        };
+        let (total_ms, avg) = (stats.total_run_ms(), stats.avg_run_ms());
         let list = |l: &Option<Vec<String>>| match l {
             Some(items) => format!("[{}]", items.join("|")),
             None => "None".to_string(),

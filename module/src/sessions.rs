@@ -144,9 +144,8 @@ pub fn link(session: &Arc<Session>) {
         .insert(session.id.clone(), session.clone());
 }
 
-/// Takes `session` out of the live table; while anything still holds it, it is listed dead.
-pub fn unlink(session: &Arc<Session>) {
-    let mut tables = lock(&TABLES);
+/// Removes `session` from the live table if it is the one live under its id.
+fn remove_live(tables: &mut Tables, session: &Arc<Session>) {
     if tables
         .live
         .get(&session.id)
@@ -154,6 +153,12 @@ pub fn unlink(session: &Arc<Session>) {
     {
         tables.live.remove(&session.id);
     }
+}
+
+/// Takes `session` out of the live table; while anything still holds it, it is listed dead.
+pub fn unlink(session: &Arc<Session>) {
+    let mut tables = lock(&TABLES);
+    remove_live(&mut tables, session);
     session.dead.store(true, Ordering::SeqCst);
     tables.dead.push(Arc::downgrade(session));
 }
@@ -163,12 +168,5 @@ pub fn release_if_unused(session: &Arc<Session>) {
     if !session.registrations().is_empty() {
         return;
     }
-    let mut tables = lock(&TABLES);
-    if tables
-        .live
-        .get(&session.id)
-        .is_some_and(|s| Arc::ptr_eq(s, session))
-    {
-        tables.live.remove(&session.id);
-    }
+    remove_live(&mut lock(&TABLES), session);
 }

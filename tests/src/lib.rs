@@ -226,6 +226,19 @@ fn from_value(v: redis::Value) -> Reply {
     }
 }
 
+/// Polls `check` every few milliseconds until it holds; panics naming `what` after 20 s.
+pub fn wait_for(
+    con: &mut redis::Connection,
+    what: &str,
+    mut check: impl FnMut(&mut redis::Connection) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check(con) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Sends one command and returns its reply; an error reply is `Reply::Err` with its text.
 pub fn call(con: &mut redis::Connection, args: &[&[u8]]) -> Reply {
     let mut cmd = redis::cmd(std::str::from_utf8(args[0]).expect("command name"));

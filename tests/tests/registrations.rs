@@ -1,23 +1,8 @@
 //! Event-driven KeysReader registrations and the registration management commands.
 
-use std::thread::sleep;
-use std::time::{Duration, Instant};
-
-use e2e::{cmd, pyexecute, traceback, Reply, Server};
+use e2e::{cmd, pyexecute, traceback, wait_for, Reply, Server};
 
 const ZEROS: &str = "0000000000000000000000000000000000000000";
-
-fn wait_for(
-    con: &mut redis::Connection,
-    what: &str,
-    mut check: impl FnMut(&mut redis::Connection) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check(con) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        sleep(Duration::from_millis(5));
-    }
-}
 
 /// A sync registration that logs `<event>:<key>` of every event on keys starting with `k`.
 const EVENT_LOG: &str =

@@ -1,9 +1,9 @@
 //! Sessions: ID, DESCRIPTION, UPGRADE, REPLACE_WITH and RG.PYDUMPSESSIONS.
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use e2e::{cmd, pyexecute, Reply, Server};
+use e2e::{cmd, pyexecute, wait_for, Reply, Server};
 
 const ZEROS: &str = "0000000000000000000000000000000000000000";
 
@@ -23,18 +23,6 @@ fn session_ids(con: &mut redis::Connection, args: &[&str]) -> Vec<String> {
         .iter()
         .map(|s| s.items()[1].as_str().to_string())
         .collect()
-}
-
-fn wait_for(
-    con: &mut redis::Connection,
-    what: &str,
-    mut check: impl FnMut(&mut redis::Connection) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check(con) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]
