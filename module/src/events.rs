@@ -9,7 +9,7 @@ use redis_module::{Context, ContextFlags, KeyType, NotifyEvent, RedisString};
 
 use crate::python::context;
 use crate::readers::keys::{exact_key_record, KeyContent, KeysReader};
-use crate::registrations::{self, Mode, Registration};
+use crate::registrations::{self, Mode, Registration, Trigger};
 use crate::{redis_calls, runner};
 
 /// The type name `keyTypes` compares with.
@@ -44,7 +44,9 @@ pub fn on_keyspace_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &
     let fired = catch_unwind(AssertUnwindSafe(|| {
         let mut key_type_of_key = None;
         for registration in registrations.iter() {
-            let trigger = &registration.trigger;
+            let Trigger::Keys(trigger) = &registration.trigger else {
+                continue;
+            };
             if let Some(events) = &trigger.event_types {
                 if !events.iter().any(|e| e.eq_ignore_ascii_case(event)) {
                     continue;
@@ -59,7 +61,7 @@ pub fn on_keyspace_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &
             if !prefix_matches(&trigger.prefix, key) {
                 continue;
             }
-            fire(registration, ctx, event, key);
+            fire(registration, trigger.read_value, ctx, event, key);
         }
     }));
     if fired.is_err() {
@@ -70,11 +72,17 @@ pub fn on_keyspace_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &
     }
 }
 
-fn fire(registration: &Arc<Registration>, ctx: &Context, event: &str, key: &[u8]) {
+fn fire(
+    registration: &Arc<Registration>,
+    read_value: bool,
+    ctx: &Context,
+    event: &str,
+    key: &[u8],
+) {
     registration.triggered();
     let content = if !registration.plan.inspects_reader_records() {
         KeyContent::Nothing
-    } else if registration.trigger.read_value {
+    } else if read_value {
         KeyContent::Values
     } else {
         KeyContent::Names
@@ -87,9 +95,11 @@ fn fire(registration: &Arc<Registration>, ctx: &Context, event: &str, key: &[u8]
             runner::run_inline(registration, ctx, Box::new(VecReader::new(vec![record], 1)));
         }
         // Read when the execution runs, not now (readers.md §2.3 point 5).
-        Mode::Async | Mode::AsyncLocal => runner::start_for(
-            registration,
-            Box::new(KeysReader::for_event(key.to_vec(), event, content)),
-        ),
+        Mode::Async | Mode::AsyncLocal => {
+            runner::start_for(
+                registration,
+                Box::new(KeysReader::for_event(key.to_vec(), event, content)),
+            );
+        }
     }
 }

@@ -25,7 +25,7 @@ use redis_module::{redis_module, Context, RedisResult, RedisString, Status};
 use commands::{
     cluster, config as config_commands, debug, execute, executions as execution_commands, guarded,
     profile, python as python_commands, registrations as registration_commands,
-    sessions as session_commands,
+    sessions as session_commands, trigger,
 };
 
 /// RedisGears 1.2.13, as `major*10000 + minor*100 + patch`.
@@ -82,6 +82,7 @@ command!(rg_infocluster, cluster::info_cluster);
 command!(rg_pystats, python_commands::py_stats);
 command!(rg_pydumpsessions, session_commands::dump_sessions);
 command!(rg_pyprofile, profile::py_profile);
+command!(rg_trigger, trigger::trigger);
 command!(
     rg_dumpregistrations,
     registration_commands::dump_registrations
@@ -122,6 +123,8 @@ redis_module! {
         ["rg.pystats", rg_pystats, "readonly", 0, 0, 0, ""],
         ["rg.pydumpsessions", rg_pydumpsessions, "readonly", 0, 0, 0, ""],
         ["rg.pyprofile", rg_pyprofile, "readonly", 0, 0, 0, ""],
+        ["rg.trigger", rg_trigger, "readonly", 0, 0, 0, ""],
+        ["rg.triggeronkey", rg_trigger, "readonly", 2, 2, 1, ""],
         ["rg.dumpregistrations", rg_dumpregistrations, "readonly", 0, 0, 0, ""],
         ["rg.unregister", rg_unregister, "readonly", 0, 0, 0, ""],
         ["rg.pauseregistrations", rg_pauseregistrations, "readonly", 0, 0, 0, ""],

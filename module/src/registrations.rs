@@ -47,6 +47,33 @@ pub const KEY_TYPES: [&str; 8] = [
     "empty", "string", "list", "hash", "set", "zset", "module", "stream",
 ];
 
+/// What fires a registration.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    /// KeysReader: keyspace notifications.
+    Keys(KeysTrigger),
+    /// CommandReader: `RG.TRIGGER <name>`.
+    Command(CommandTrigger),
+}
+
+impl Trigger {
+    pub fn reader(&self) -> &'static str {
+        match self {
+            Trigger::Keys(_) => "KeysReader",
+            Trigger::Command(_) => "CommandReader",
+        }
+    }
+}
+
+/// What fires a CommandReader trigger registration.
+#[derive(Debug, Clone)]
+pub struct CommandTrigger {
+    /// The name given to RG.TRIGGER, case-sensitive, unique per shard.
+    pub name: String,
+    /// Executions run one after another in call order (else each in parallel).
+    pub inorder: bool,
+}
+
 /// What fires a KeysReader registration.
 #[derive(Debug, Clone)]
 pub struct KeysTrigger {
@@ -90,7 +117,7 @@ pub struct Registration {
     pub desc: Option<String>,
     pub plan: Plan,
     pub mode: Mode,
-    pub trigger: KeysTrigger,
+    pub trigger: Trigger,
     pub session: Arc<Session>,
     /// The plan's steps as its executions list them, computed once.
     pub steps: Arc<[executions::StepInfo]>,
@@ -112,7 +139,7 @@ impl Registration {
         id: String,
         plan: Plan,
         mode: Mode,
-        trigger: KeysTrigger,
+        trigger: Trigger,
         session: Arc<Session>,
     ) -> Registration {
         Registration {
@@ -159,6 +186,11 @@ impl Registration {
                 }
                 _ => stats.success += 1,
             }
+        }
+        // Only KeysReader (and StreamReader) executions stay listed: a trigger's execution is
+        // dropped once it replied.
+        if !matches!(self.trigger, Trigger::Keys(_)) {
+            return;
         }
         let limit = crate::config::read().max_executions_per_registration;
         let mut done = lock(&self.done);
@@ -223,17 +255,30 @@ impl Registration {
             Reply::bulk("lastError"),
             stats.last_error.as_deref().map_or(Reply::Null, Reply::bulk),
             Reply::bulk("args"),
-            Reply::Array(vec![
+            self.args(),
+        ])
+    }
+
+    /// The reader-specific `args` of RegistrationData.
+    fn args(&self) -> Reply {
+        match &self.trigger {
+            Trigger::Keys(keys) => Reply::Array(vec![
                 Reply::bulk("regex"),
-                Reply::Bulk(self.trigger.prefix.clone()),
+                Reply::Bulk(keys.prefix.clone()),
                 Reply::bulk("eventTypes"),
-                Self::names(&self.trigger.event_types),
+                Self::names(&keys.event_types),
                 Reply::bulk("keyTypes"),
-                Self::names(&self.trigger.key_types),
+                Self::names(&keys.key_types),
                 Reply::bulk("hookCommands"),
                 Reply::Null,
             ]),
-        ])
+            Trigger::Command(command) => Reply::Array(vec![
+                Reply::bulk("trigger"),
+                Reply::bulk(command.name.as_str()),
+                Reply::bulk("inorder"),
+                Reply::Integer(command.inorder as i64),
+            ]),
+        }
     }
 
     /// The entry of RG.DUMPREGISTRATIONS (12 elements).
@@ -242,7 +287,7 @@ impl Registration {
             Reply::bulk("id"),
             Reply::bulk(self.id.as_str()),
             Reply::bulk("reader"),
-            Reply::bulk("KeysReader"),
+            Reply::bulk(self.trigger.reader()),
             Reply::bulk("desc"),
             self.desc.as_deref().map_or(Reply::Null, Reply::bulk),
             Reply::bulk("RegistrationData"),
@@ -262,12 +307,12 @@ impl Registration {
             Some(items) => format!("[{}]", items.join("|")),
             None => "None".to_string(),
         };
-        vec![
+        let mut fields: Vec<(String, String)> = vec![
             (
                 "desc".into(),
                 self.desc.clone().unwrap_or_else(|| "None".into()),
             ),
-            ("reader".into(), "KeysReader".into()),
+            ("reader".into(), self.trigger.reader().into()),
             ("mode".into(), self.mode.name().into()),
             ("numTriggered".into(), stats.triggered.to_string()),
             ("numSuccess".into(), stats.success.to_string()),
@@ -283,15 +328,24 @@ impl Registration {
                 "lastError".into(),
                 stats.last_error.unwrap_or_else(|| "None".into()),
             ),
-            (
-                "regex".into(),
-                String::from_utf8_lossy(&self.trigger.prefix).into_owned(),
-            ),
-            ("eventTypes".into(), list(&self.trigger.event_types)),
-            ("keyTypes".into(), list(&self.trigger.key_types)),
-            ("hookCommands".into(), "None".into()),
-            ("PD".into(), self.session.printable().replace(',', "|")),
-        ]
+        ];
+        match &self.trigger {
+            Trigger::Keys(keys) => fields.extend([
+                (
+                    "regex".into(),
+                    String::from_utf8_lossy(&keys.prefix).into_owned(),
+                ),
+                ("eventTypes".into(), list(&keys.event_types)),
+                ("keyTypes".into(), list(&keys.key_types)),
+                ("hookCommands".into(), "None".into()),
+            ]),
+            Trigger::Command(command) => fields.extend([
+                ("trigger".into(), command.name.clone()),
+                ("inorder".into(), (command.inorder as i64).to_string()),
+            ]),
+        }
+        fields.push(("PD".into(), self.session.printable().replace(',', "|")));
+        fields
     }
 }
 
@@ -310,6 +364,14 @@ pub fn insert(registration: Arc<Registration>) {
     let mut next = (**table).clone();
     next.push(registration);
     *table = Arc::new(next);
+}
+
+/// The trigger registration named `name` (case-sensitive).
+pub fn by_trigger(name: &str) -> Option<Arc<Registration>> {
+    all()
+        .iter()
+        .find(|r| matches!(&r.trigger, Trigger::Command(c) if c.name == name))
+        .cloned()
 }
 
 pub fn get(id: &str) -> Option<Arc<Registration>> {
@@ -332,7 +394,7 @@ pub struct PendingRegistration {
     pub id: String,
     pub plan: Plan,
     pub mode: Mode,
-    pub trigger: KeysTrigger,
+    pub trigger: Trigger,
     pub on_registered: Option<pyo3::Py<pyo3::PyAny>>,
 }
 

@@ -13,7 +13,7 @@ use crate::executions::{self, ExecutionEntry, Outcome};
 use crate::python::callbacks::PyScope;
 use crate::python::context;
 use crate::python::convert::python_record_to_reply;
-use crate::registrations::Registration;
+use crate::registrations::{Registration, Trigger};
 use crate::sessions::Session;
 use crate::{config, ids, threads};
 
@@ -133,25 +133,45 @@ fn settle(registration: &Arc<Registration>, entry: &Arc<ExecutionEntry>) {
 }
 
 /// A registration's non-sync execution, queued behind the registration's earlier ones.
-pub fn start_for(registration: &Arc<Registration>, mut reader: Box<dyn Reader>) {
+/// A registration's non-sync execution, queued behind the registration's earlier ones (or, for
+/// a trigger without `inorder`, run in parallel with them). None if it could not be queued.
+pub fn start_for(
+    registration: &Arc<Registration>,
+    mut reader: Box<dyn Reader>,
+) -> Option<Arc<ExecutionEntry>> {
     let (execution, entry) = prepare(&registration.plan, registration.steps.clone(), true);
     registration.started(&entry);
     settle(registration, &entry);
     let job_entry = entry.clone();
     let session = registration.session.clone();
-    let queued = threads::run_on(&registration.queue, move || {
+    let job = move || {
         context::register_gears_thread();
         run_to_end(&job_entry, execution, reader.as_mut(), &session);
-    });
+    };
+    let in_order = match &registration.trigger {
+        Trigger::Command(command) => command.inorder,
+        Trigger::Keys(_) => true,
+    };
+    let queued = if in_order {
+        threads::run_on(&registration.queue, job)
+    } else {
+        threads::run_execution(job)
+    };
     if !queued {
         executions::remove(&entry.id);
         registration.start_failed();
+        return None;
     }
+    Some(entry)
 }
 
 /// A `sync` registration's execution, run to its end right here, inside the command that fired
 /// it, with the Redis lock this thread already holds (`ctx`).
-pub fn run_inline(registration: &Arc<Registration>, ctx: &Context, mut reader: Box<dyn Reader>) {
+pub fn run_inline(
+    registration: &Arc<Registration>,
+    ctx: &Context,
+    mut reader: Box<dyn Reader>,
+) -> Arc<ExecutionEntry> {
     let (execution, entry) = prepare(&registration.plan, registration.steps.clone(), true);
     registration.started(&entry);
     settle(registration, &entry);
@@ -162,4 +182,5 @@ pub fn run_inline(registration: &Arc<Registration>, ctx: &Context, mut reader: B
             Python::attach(|_| run_to_end_with(&entry, execution, reader.as_mut(), false))
         })
     });
+    entry
 }

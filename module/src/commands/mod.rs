@@ -10,6 +10,7 @@ pub mod profile;
 pub mod python;
 pub mod registrations;
 pub mod sessions;
+pub mod trigger;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

@@ -59,6 +59,17 @@ pub fn is_opening_keys() -> bool {
     OPENING_KEYS.with(Cell::get)
 }
 
+/// True if the running script already registered the trigger `name`.
+pub fn script_has_trigger(name: &str) -> bool {
+    SCRIPT.with(|s| {
+        s.borrow().as_ref().is_some_and(|state| {
+            state.pending.iter().any(|p| {
+                matches!(&p.trigger, crate::registrations::Trigger::Command(c) if c.name == name)
+            })
+        })
+    })
+}
+
 /// Queues a registration made by the running script; hands it back if no script is running.
 pub fn script_registered(
     pending: Box<PendingRegistration>,

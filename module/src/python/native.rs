@@ -19,7 +19,9 @@ use super::errors::{create_exception_types, flat_error, gears_error};
 use crate::readers::keys::{KeyContent, KeysReader};
 use crate::readers::python::PythonReader;
 use crate::readers::stream::StreamReader;
-use crate::registrations::{self, KeysTrigger, Mode, PendingRegistration, KEY_TYPES};
+use crate::registrations::{
+    self, CommandTrigger, KeysTrigger, Mode, PendingRegistration, Trigger, KEY_TYPES,
+};
 use crate::sessions::Session;
 use crate::{config, ids, redis_calls};
 
@@ -208,6 +210,48 @@ fn str_list(
         out.push(s.to_str()?.to_string());
     }
     Ok(Some(out))
+}
+
+/// The trigger arguments of a CommandReader registration (readers.md §7.2). Only `trigger=`
+/// registrations exist yet; `hook=` needs command filters (the CommandReader issue).
+fn command_trigger<'py>(
+    kwarg: &dyn Fn(&str) -> PyResult<Option<Bound<'py, PyAny>>>,
+) -> PyResult<CommandTrigger> {
+    let text = |name: &str, error: &str| -> PyResult<Option<String>> {
+        match kwarg(name)?.filter(|v| !v.is_none()) {
+            None => Ok(None),
+            Some(v) => Ok(Some(
+                v.cast::<PyString>()
+                    .map_err(|_| gears_error(error))?
+                    .to_str()?
+                    .to_string(),
+            )),
+        }
+    };
+    let trigger = text("trigger", "trigger argument is not string")?;
+    let hook = text("hook", "hook argument is not string")?;
+    text("keyprefix", "keyprefix argument is not string")?;
+    let inorder = bool_kwarg_value(kwarg("inorder")?, false, "inorder argument is be boolean")?;
+    if hook.is_some() {
+        return Err(gears_error(
+            "hook= (command hooks) is not supported by this build yet",
+        ));
+    }
+    let Some(name) = trigger else {
+        return Err(gears_error("no trigger or hook argument was given"));
+    };
+    // Unique per shard, unless the registration holding it belongs to the session this script
+    // upgrades; and unique within one script.
+    let session = context::current_session().map(|s| s.id.clone());
+    if let Some(existing) = registrations::by_trigger(&name) {
+        if Some(&existing.session.id) != session.as_ref() {
+            return Err(gears_error("trigger already registered"));
+        }
+    }
+    if context::script_has_trigger(&name) {
+        return Err(gears_error("trigger already registered in this session"));
+    }
+    Ok(CommandTrigger { name, inorder })
 }
 
 /// The trigger arguments of a KeysReader registration (readers.md §2.3).
@@ -543,8 +587,9 @@ impl PyFlatExecution {
             _ => None,
         };
         let trigger = match self.reader.as_str() {
-            "KeysReader" => keys_trigger(&kwarg)?,
-            "StreamReader" | "CommandReader" => {
+            "KeysReader" => Trigger::Keys(keys_trigger(&kwarg)?),
+            "CommandReader" => Trigger::Command(command_trigger(&kwarg)?),
+            "StreamReader" => {
                 return Err(gears_error(&format!(
                     "register() of {} is not supported by this build yet",
                     self.reader
