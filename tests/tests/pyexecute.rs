@@ -355,3 +355,16 @@ fn other_clients_are_served_while_a_million_key_execution_runs() {
     );
     assert_eq!(run.join().unwrap(), Reply::results(&["1000000"], &[]));
 }
+
+#[test]
+fn refused_inside_lua() {
+    let (_s, mut con) = with_keys(&[]);
+    let reply = cmd(
+        &mut con,
+        &["EVAL", "return redis.pcall('RG.PYEXECUTE', 'x = 1')", "0"],
+    );
+    assert_eq!(
+        reply,
+        Reply::err("Can not run gears inside a multi exec, lua, or when blocking is not allowed")
+    );
+}
