@@ -92,13 +92,19 @@ fn fire(
         // registration: Redis does not re-enter a module's notification callback.
         Mode::Sync => {
             let record = exact_key_record(ctx, key, Some(event), content);
-            runner::run_inline(registration, ctx, Box::new(VecReader::new(vec![record], 1)));
+            runner::run_inline(
+                registration,
+                ctx,
+                Box::new(VecReader::new(vec![record], 1)),
+                None,
+            );
         }
         // Read when the execution runs, not now (readers.md §2.3 point 5).
         Mode::Async | Mode::AsyncLocal => {
             runner::start_for(
                 registration,
                 Box::new(KeysReader::for_event(key.to_vec(), event, content)),
+                None,
             );
         }
     }

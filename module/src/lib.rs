@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod events;
 pub mod executions;
+pub mod hooks;
 pub mod ids;
 pub mod info;
 pub mod python;
@@ -34,6 +35,7 @@ pub const MODULE_VERSION: i32 = 10213;
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
     redis_calls::init_logging(ctx);
     info::register(ctx);
+    hooks::register_filter(ctx);
     let args = commands::text_args(args);
     let config = match config::Config::from_load_args(&args) {
         Ok(c) => c,

@@ -6,11 +6,10 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use redis_module::{raw, Context, RedisError, RedisValue, ThreadSafeContext};
+use redis_module::{raw, CallOptions, CallOptionsBuilder, Context, ErrorReply, ThreadSafeContext};
 
 use crate::python::context;
 use crate::python::convert::bytes_to_py;
-use crate::readers::keys::value_bytes;
 
 /// A detached context of the module, for logging from any thread as `<rg>`.
 static LOG_CONTEXT: AtomicPtr<raw::RedisModuleCtx> = AtomicPtr::new(std::ptr::null_mut());
@@ -46,15 +45,35 @@ pub enum CallReply {
     Null,
 }
 
-fn own(value: RedisValue) -> CallReply {
-    match value {
-        RedisValue::Integer(i) => CallReply::Integer(i),
-        RedisValue::Bool(b) => CallReply::Integer(b as i64),
-        RedisValue::Array(items) => CallReply::Array(items.into_iter().map(own).collect()),
-        RedisValue::StaticError(e) => CallReply::Error(e.to_string()),
-        RedisValue::Float(f) => CallReply::Bytes(f.to_string().into_bytes()),
-        RedisValue::Null | RedisValue::NoReply => CallReply::Null,
-        other => value_bytes(other).map_or(CallReply::Null, CallReply::Bytes),
+/// An error reply's text as Redis hands it to a module.
+fn error_text(error: &ErrorReply<'_>) -> String {
+    match error {
+        ErrorReply::Message(m) => m.clone(),
+        ErrorReply::RedisError(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+fn own(reply: &redis_module::CallReply<'_>) -> CallReply {
+    use redis_module::CallReply as R;
+    let nested = |item: redis_module::CallResult<'_>| match item {
+        Ok(r) => own(&r),
+        Err(e) => CallReply::Error(error_text(&e)),
+    };
+    match reply {
+        R::I64(i) => CallReply::Integer(i.to_i64()),
+        R::String(s) => CallReply::Bytes(s.as_bytes().to_vec()),
+        R::Array(a) => CallReply::Array(a.iter().map(nested).collect()),
+        R::Null(_) | R::Unknown => CallReply::Null,
+        R::Bool(b) => CallReply::Integer(b.to_bool() as i64),
+        R::Double(d) => CallReply::Bytes(d.to_double().to_string().into_bytes()),
+        R::BigNumber(n) => n
+            .to_string()
+            .map_or(CallReply::Null, |s| CallReply::Bytes(s.into_bytes())),
+        R::VerbatimString(v) => v
+            .to_parts()
+            .map_or(CallReply::Null, |(_, text)| CallReply::Bytes(text)),
+        R::Map(m) => CallReply::Array(m.iter().flat_map(|(k, v)| [nested(k), nested(v)]).collect()),
+        R::Set(s) => CallReply::Array(s.iter().map(nested).collect()),
     }
 }
 
@@ -78,20 +97,57 @@ fn with_crlf(mut s: String) -> String {
     s
 }
 
+/// The options of calls from Python: writes reach replicas and the AOF. Errors are not turned
+/// into replies, so a call Redis refuses outright (unknown command, wrong arity) fails with
+/// errno, which RedisGears reports as `strerror` (runtime.md §3.1).
+fn call_options() -> CallOptions {
+    CallOptionsBuilder::new().replicate().build()
+}
+
+/// The options of a hooked client call's real command: the client must get Redis' own reply,
+/// errors included.
+fn relay_options() -> CallOptions {
+    CallOptionsBuilder::new()
+        .replicate()
+        .errors_as_replies()
+        .build()
+}
+
 fn call_with(ctx: &Context, command: &str, args: &[Vec<u8>]) -> Result<CallReply, String> {
     let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
     // SAFETY: errno is thread-local; cleared so a stale value is not reported.
     unsafe { *libc::__errno_location() = 0 };
-    match ctx.call(command, args.as_slice()) {
-        // The crate turns "no reply" (the call was refused before running) into this value.
-        Ok(RedisValue::StaticError(_)) => Err(call_failure()),
-        Ok(value) => Ok(own(value)),
+    let result: redis_module::CallResult<'_> =
+        ctx.call_ext(command, &call_options(), args.as_slice());
+    match result {
+        // No reply at all: the call was refused before it ran.
+        Ok(redis_module::CallReply::Unknown) => Err(call_failure()),
+        Ok(reply) => Ok(own(&reply)),
         // Redis 7.0 hands a module the error text with the protocol's CRLF, and RedisGears
         // passes it on: scripts see it in str(e) (runtime.md §3.1).
-        Err(RedisError::String(s)) => Err(with_crlf(s)),
-        Err(RedisError::Str(s)) => Err(with_crlf(s.to_string())),
-        Err(RedisError::WrongArity) => Err("Invalid argument".to_string()),
-        Err(other) => Err(other.to_string()),
+        Err(e) => Err(with_crlf(error_text(&e))),
+    }
+}
+
+/// Runs the real `command` for the client of `ctx` and relays its reply verbatim (the end of a
+/// hook chain, or a call that no hook takes). False if the call could not be made.
+pub fn relay(ctx: &Context, command: &[u8], args: &[Vec<u8>]) -> bool {
+    let command = String::from_utf8_lossy(command);
+    let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    let result: redis_module::CallResult<'_> =
+        ctx.call_ext(&command, &relay_options(), args.as_slice());
+    let raw = match &result {
+        Ok(reply) => reply.get_raw(),
+        Err(ErrorReply::RedisError(e)) => Some(e.get_raw()),
+        Err(ErrorReply::Message(_)) => None,
+    };
+    match raw {
+        Some(raw) => {
+            // SAFETY: `raw` is a live call reply owned by `result`, written before it is freed.
+            unsafe { raw::RedisModule_ReplyWithCallReply.unwrap()(ctx.ctx, raw) };
+            true
+        }
+        None => false,
     }
 }
 

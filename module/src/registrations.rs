@@ -68,10 +68,23 @@ impl Trigger {
 /// What fires a CommandReader trigger registration.
 #[derive(Debug, Clone)]
 pub struct CommandTrigger {
-    /// The name given to RG.TRIGGER, case-sensitive, unique per shard.
+    /// The name given to RG.TRIGGER (case-sensitive, unique per shard), or for a hook the
+    /// hooked command's name, lower-cased.
     pub name: String,
     /// Executions run one after another in call order (else each in parallel).
     pub inorder: bool,
+    /// Set for `hook=` registrations.
+    pub hook: Option<Hook>,
+}
+
+/// Which calls of a hooked command a hook takes: those with a key starting with `keyprefix`
+/// (all calls without one); key positions as COMMAND INFO gives them.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub keyprefix: Option<String>,
+    pub first_key: i64,
+    pub last_key: i64,
+    pub step: i64,
 }
 
 /// What fires a KeysReader registration.
@@ -364,13 +377,15 @@ pub fn insert(registration: Arc<Registration>) {
     let mut next = (**table).clone();
     next.push(registration);
     *table = Arc::new(next);
+    drop(table);
+    crate::hooks::refresh();
 }
 
 /// The trigger registration named `name` (case-sensitive).
 pub fn by_trigger(name: &str) -> Option<Arc<Registration>> {
     all()
         .iter()
-        .find(|r| matches!(&r.trigger, Trigger::Command(c) if c.name == name))
+        .find(|r| matches!(&r.trigger, Trigger::Command(c) if c.hook.is_none() && c.name == name))
         .cloned()
 }
 
@@ -385,6 +400,8 @@ pub fn remove(id: &str) -> Option<Arc<Registration>> {
     let mut next = (**table).clone();
     let removed = next.remove(position);
     *table = Arc::new(next);
+    drop(table);
+    crate::hooks::refresh();
     Some(removed)
 }
 

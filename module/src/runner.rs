@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use redis_module::Context;
 
 use crate::executions::{self, ExecutionEntry, Outcome};
+use crate::hooks::HookCall;
 use crate::python::callbacks::PyScope;
 use crate::python::context;
 use crate::python::convert::python_record_to_reply;
@@ -138,6 +139,7 @@ fn settle(registration: &Arc<Registration>, entry: &Arc<ExecutionEntry>) {
 pub fn start_for(
     registration: &Arc<Registration>,
     mut reader: Box<dyn Reader>,
+    hook: Option<Arc<HookCall>>,
 ) -> Option<Arc<ExecutionEntry>> {
     let (execution, entry) = prepare(&registration.plan, registration.steps.clone(), true);
     registration.started(&entry);
@@ -146,7 +148,9 @@ pub fn start_for(
     let session = registration.session.clone();
     let job = move || {
         context::register_gears_thread();
-        run_to_end(&job_entry, execution, reader.as_mut(), &session);
+        context::with_hook(hook, || {
+            run_to_end(&job_entry, execution, reader.as_mut(), &session)
+        });
     };
     let in_order = match &registration.trigger {
         Trigger::Command(command) => command.inorder,
@@ -171,6 +175,7 @@ pub fn run_inline(
     registration: &Arc<Registration>,
     ctx: &Context,
     mut reader: Box<dyn Reader>,
+    hook: Option<Arc<HookCall>>,
 ) -> Arc<ExecutionEntry> {
     let (execution, entry) = prepare(&registration.plan, registration.steps.clone(), true);
     registration.started(&entry);
@@ -179,7 +184,9 @@ pub fn run_inline(
     // and saves taking it again for each part of the run.
     context::with_locked_context(ctx, || {
         context::with_session(&registration.session, || {
-            Python::attach(|_| run_to_end_with(&entry, execution, reader.as_mut(), false))
+            context::with_hook(hook, || {
+                Python::attach(|_| run_to_end_with(&entry, execution, reader.as_mut(), false))
+            })
         })
     });
     entry

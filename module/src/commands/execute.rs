@@ -157,9 +157,10 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {
     }
     let client = BlockedClient::block(ctx, 0);
     let id = entry.id.clone();
+    // Dropped before the client hears back, so nothing it sends next still lists it.
     entry.when_done(move |outcome| {
-        client.reply(outcome.reply());
         executions::remove(&id);
+        client.reply(outcome.reply());
     });
     Answer::Blocked
 }

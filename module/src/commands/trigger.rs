@@ -7,7 +7,10 @@ use redis_module::{Context, ContextFlags, RedisString};
 use super::Answer;
 use crate::blocked::BlockedClient;
 use crate::executions::{self, Outcome};
-use crate::registrations::{self, Mode};
+use std::sync::Arc;
+
+use crate::hooks::{self, HookCall};
+use crate::registrations::{self, Mode, Registration};
 use crate::reply::Reply;
 use crate::runner;
 
@@ -27,14 +30,24 @@ fn reply_of(outcome: &Outcome) -> Reply {
     }
 }
 
-pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> Answer {
-    if args.len() < 2 {
-        return Answer::WrongArity;
+/// A hook's reply: the first error, or its one result.
+fn hook_reply_of(outcome: &Outcome) -> Reply {
+    match (outcome.errors.first(), outcome.results.as_slice()) {
+        (Some(error), _) => Reply::Error(error.clone()),
+        (None, [one]) => one.clone(),
+        _ => Reply::error("Command hook must return exactly one result"),
     }
-    let name = String::from_utf8_lossy(args[1].as_slice()).into_owned();
-    let Some(registration) = registrations::by_trigger(&name) else {
-        return Reply::error("ERR subcommand not found").into();
-    };
+}
+
+/// Runs `registration` on `record` and answers with `reply_of` (at once for sync, else once
+/// the execution finished, the client blocked meanwhile). The execution is then dropped.
+fn run_and_reply(
+    ctx: &Context,
+    registration: &Arc<Registration>,
+    record: Record,
+    hook: Arc<HookCall>,
+    reply_of: fn(&Outcome) -> Reply,
+) -> Answer {
     let cannot_block = ctx
         .get_flags()
         .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING);
@@ -44,11 +57,10 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> Answer {
         )
         .into();
     }
-    let record = Record::List(args[1..].iter().map(argument).collect());
     let reader = Box::new(VecReader::new(vec![record], 1));
     registration.triggered();
     if registration.mode == Mode::Sync {
-        let entry = runner::run_inline(&registration, ctx, reader);
+        let entry = runner::run_inline(registration, ctx, reader, Some(hook));
         let reply = entry.outcome().map_or_else(
             || Reply::error("ERR Could not trigger execution, it did not finish"),
             |o| reply_of(&o),
@@ -56,14 +68,67 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> Answer {
         executions::remove(&entry.id);
         return reply.into();
     }
-    let Some(entry) = runner::start_for(&registration, reader) else {
+    let Some(entry) = runner::start_for(registration, reader, Some(hook)) else {
         return Reply::error("ERR Could not trigger execution, failed creating execution").into();
     };
     let client = BlockedClient::block(ctx, 0);
     let id = entry.id.clone();
+    // Dropped before the client hears back, so nothing it sends next still lists it.
     entry.when_done(move |outcome| {
-        client.reply(reply_of(outcome));
         executions::remove(&id);
+        client.reply(reply_of(outcome));
     });
     Answer::Blocked
+}
+
+/// A hooked command rerouted here by the command filter: `argv` is the command as the client
+/// sent it. The newest matching hook runs (after the ones `call_next` already went through);
+/// when none is left, or the call comes from the replication link or loading, the real command
+/// runs and its reply goes back as it is.
+fn hooked(ctx: &Context, argv: &[RedisString]) -> Answer {
+    let skip = hooks::take_skip();
+    let command = argv[0].as_slice().to_vec();
+    let name = String::from_utf8_lossy(&command).to_ascii_lowercase();
+    let args: Vec<Vec<u8>> = argv[1..].iter().map(|a| a.as_slice().to_vec()).collect();
+    let replicated = ctx
+        .get_flags()
+        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING);
+    let next = if replicated {
+        None
+    } else {
+        hooks::matching(&name, &args, skip)
+    };
+    let Some((position, registration)) = next else {
+        let relayed = hooks::bypassing(|| crate::redis_calls::relay(ctx, &command, &args));
+        return if relayed {
+            Answer::Blocked
+        } else {
+            Reply::error("Failed executing command").into()
+        };
+    };
+    let record = Record::List(argv.iter().map(argument).collect());
+    let hook = Arc::new(HookCall {
+        command: Some(command),
+        skip: position + 1,
+    });
+    run_and_reply(ctx, &registration, record, hook, hook_reply_of)
+}
+
+pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> Answer {
+    if args.len() < 2 {
+        return Answer::WrongArity;
+    }
+    if args.len() >= 3 && args[1].as_slice() == hooks::MARKER {
+        return hooked(ctx, &args[2..]);
+    }
+    let name = String::from_utf8_lossy(args[1].as_slice()).into_owned();
+    let Some(registration) = registrations::by_trigger(&name) else {
+        return Reply::error("ERR subcommand not found").into();
+    };
+    let record = Record::List(args[1..].iter().map(argument).collect());
+    let no_next = Arc::new(HookCall {
+        command: None,
+        skip: 0,
+    });
+    run_and_reply(ctx, &registration, record, no_next, reply_of)
 }

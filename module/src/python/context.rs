@@ -24,6 +24,8 @@ thread_local! {
     /// The Redis lock taken by `atomic()` on a thread that did not hold it.
     static ATOMIC_LOCK: RefCell<Option<ContextGuard>> = const { RefCell::new(None) };
     static IN_ATOMIC: Cell<bool> = const { Cell::new(false) };
+    /// The hook whose execution runs on this thread (for `call_next`).
+    static HOOK: RefCell<Option<Arc<crate::hooks::HookCall>>> = const { RefCell::new(None) };
     /// The session whose code runs on this thread (a script, an execution, or one set with
     /// `setGearsSession`).
     static SESSION: RefCell<Option<Arc<Session>>> = const { RefCell::new(None) };
@@ -65,6 +67,18 @@ pub fn script_has_trigger(name: &str) -> bool {
         s.borrow().as_ref().is_some_and(|state| {
             state.pending.iter().any(|p| {
                 matches!(&p.trigger, crate::registrations::Trigger::Command(c) if c.name == name)
+            })
+        })
+    })
+}
+
+/// True if the running script already registered a non-sync hook on `command`.
+pub fn script_has_non_sync_hook(command: &str) -> bool {
+    SCRIPT.with(|s| {
+        s.borrow().as_ref().is_some_and(|state| {
+            state.pending.iter().any(|p| {
+                p.mode != crate::registrations::Mode::Sync
+                    && matches!(&p.trigger, crate::registrations::Trigger::Command(c) if c.hook.is_some() && c.name == command)
             })
         })
     })
@@ -126,6 +140,18 @@ unsafe impl Send for HeldLock {}
 /// Takes the Redis lock through a fresh thread-safe context.
 pub fn take_redis_lock() -> HeldLock {
     HeldLock(ThreadSafeContext::new().lock())
+}
+
+/// Runs `f` with `hook` as this thread's running hook.
+pub fn with_hook<R>(hook: Option<Arc<crate::hooks::HookCall>>, f: impl FnOnce() -> R) -> R {
+    let previous = HOOK.with(|h| h.replace(hook));
+    let result = f();
+    HOOK.with(|h| *h.borrow_mut() = previous);
+    result
+}
+
+pub fn current_hook() -> Option<Arc<crate::hooks::HookCall>> {
+    HOOK.with(|h| h.borrow().clone())
 }
 
 pub fn current_session() -> Option<Arc<Session>> {

@@ -19,8 +19,9 @@ use super::errors::{create_exception_types, flat_error, gears_error};
 use crate::readers::keys::{KeyContent, KeysReader};
 use crate::readers::python::PythonReader;
 use crate::readers::stream::StreamReader;
+use crate::redis_calls::CallReply;
 use crate::registrations::{
-    self, CommandTrigger, KeysTrigger, Mode, PendingRegistration, Trigger, KEY_TYPES,
+    self, CommandTrigger, Hook, KeysTrigger, Mode, PendingRegistration, Trigger, KEY_TYPES,
 };
 use crate::sessions::Session;
 use crate::{config, ids, redis_calls};
@@ -215,6 +216,7 @@ fn str_list(
 /// The trigger arguments of a CommandReader registration (readers.md §7.2). Only `trigger=`
 /// registrations exist yet; `hook=` needs command filters (the CommandReader issue).
 fn command_trigger<'py>(
+    py: Python<'py>,
     kwarg: &dyn Fn(&str) -> PyResult<Option<Bound<'py, PyAny>>>,
 ) -> PyResult<CommandTrigger> {
     let text = |name: &str, error: &str| -> PyResult<Option<String>> {
@@ -230,12 +232,10 @@ fn command_trigger<'py>(
     };
     let trigger = text("trigger", "trigger argument is not string")?;
     let hook = text("hook", "hook argument is not string")?;
-    text("keyprefix", "keyprefix argument is not string")?;
+    let keyprefix = text("keyprefix", "keyprefix argument is not string")?;
     let inorder = bool_kwarg_value(kwarg("inorder")?, false, "inorder argument is be boolean")?;
-    if hook.is_some() {
-        return Err(gears_error(
-            "hook= (command hooks) is not supported by this build yet",
-        ));
+    if let Some(command) = hook {
+        return hook_trigger(py, command, keyprefix, inorder);
     }
     let Some(name) = trigger else {
         return Err(gears_error("no trigger or hook argument was given"));
@@ -251,7 +251,92 @@ fn command_trigger<'py>(
     if context::script_has_trigger(&name) {
         return Err(gears_error("trigger already registered in this session"));
     }
-    Ok(CommandTrigger { name, inorder })
+    Ok(CommandTrigger {
+        name,
+        inorder,
+        hook: None,
+    })
+}
+
+/// A `hook=` registration on `command`, checked against COMMAND INFO (readers.md §7.4).
+fn hook_trigger(
+    py: Python<'_>,
+    command: String,
+    keyprefix: Option<String>,
+    inorder: bool,
+) -> PyResult<CommandTrigger> {
+    let info = redis_calls::call(
+        py,
+        "COMMAND",
+        &[b"INFO".to_vec(), command.as_bytes().to_vec()],
+    );
+    let Ok(CallReply::Array(mut entries)) = info else {
+        return Err(gears_error("Can not override an unexisting command"));
+    };
+    let Some(CallReply::Array(entry)) = entries.pop() else {
+        return Err(gears_error("Can not override an unexisting command"));
+    };
+    let flags: Vec<String> = match entry.get(2) {
+        Some(CallReply::Array(flags)) => flags
+            .iter()
+            .filter_map(|f| match f {
+                CallReply::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let number = |i: usize| match entry.get(i) {
+        Some(CallReply::Integer(n)) => *n,
+        _ => 0,
+    };
+    let (first_key, last_key, step) = (number(3), number(4), number(5));
+    if flags.iter().any(|f| f == "noscript") {
+        return Err(gears_error(
+            "Can not override a command which are not allowed inside a script",
+        ));
+    }
+    if keyprefix.is_some() {
+        if flags.iter().any(|f| f == "movablekeys") {
+            return Err(gears_error(
+                "Can not override a command with moveable keys by key prefix",
+            ));
+        }
+        if first_key <= 0 {
+            return Err(gears_error(
+                "Can not override a command by key prefix with none positive first key",
+            ));
+        }
+        if step <= 0 {
+            return Err(gears_error(
+                "Can not override a command by key prefix with none positive jump",
+            ));
+        }
+    }
+    let name = command.to_ascii_lowercase();
+    // Hooks stack only on sync hooks (a non-sync one cannot run from inside another command).
+    let on_non_sync = |r: &registrations::Registration| {
+        r.mode != Mode::Sync
+            && matches!(&r.trigger, Trigger::Command(c) if c.hook.is_some() && c.name == name)
+    };
+    if registrations::all().iter().any(|r| on_non_sync(r)) {
+        return Err(gears_error("Can not override a none sync registration"));
+    }
+    if context::script_has_non_sync_hook(&name) {
+        return Err(gears_error(
+            "Can not override a none sync registration which already created on this session",
+        ));
+    }
+    Ok(CommandTrigger {
+        name,
+        inorder,
+        hook: Some(Hook {
+            keyprefix,
+            first_key,
+            last_key,
+            step,
+        }),
+    })
 }
 
 /// The trigger arguments of a KeysReader registration (readers.md §2.3).
@@ -588,7 +673,7 @@ impl PyFlatExecution {
         };
         let trigger = match self.reader.as_str() {
             "KeysReader" => Trigger::Keys(keys_trigger(&kwarg)?),
-            "CommandReader" => Trigger::Command(command_trigger(&kwarg)?),
+            "CommandReader" => Trigger::Command(command_trigger(py, &kwarg)?),
             "StreamReader" => {
                 return Err(gears_error(&format!(
                     "register() of {} is not supported by this build yet",
@@ -835,11 +920,37 @@ fn set_gears_session(args: &Bound<'_, PyTuple>) -> PyResult<()> {
     Ok(())
 }
 
-/// `call_next(*args)`: only inside a CommandReader hook, and no hook can exist yet.
+/// `call_next(*args)`: inside a hook, runs the next older matching hook or the real command
+/// with `args` (the command name is implicit), and returns its reply like `execute()`.
 #[pyfunction]
-#[pyo3(name = "callNext", signature = (*_args))]
-fn call_next(_args: &Bound<'_, PyTuple>) -> PyResult<()> {
-    Err(gears_error("Can not get CommandHook ctx"))
+#[pyo3(name = "callNext", signature = (*args))]
+fn call_next(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+    let hook = context::current_hook().ok_or_else(|| gears_error("Can not get CommandHook ctx"))?;
+    let Some(command) = &hook.command else {
+        // A trigger= registration has no next handler.
+        return Err(gears_error("Failed executing command"));
+    };
+    let command = String::from_utf8_lossy(command).into_owned();
+    let mut call_args = Vec::with_capacity(args.len());
+    for arg in args.iter() {
+        call_args.push(command_arg(&arg)?);
+    }
+    let reply = crate::hooks::skipping(hook.skip, || redis_calls::call(py, &command, &call_args));
+    match reply {
+        Ok(value) => Ok(redis_calls::value_to_py(py, value)?.unbind()),
+        Err(message) => Err(gears_error(&message)),
+    }
+}
+
+/// A command argument from Python: bytes as they are, anything else as `str(arg)`.
+fn command_arg(arg: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = arg.cast::<pyo3::types::PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    if let Ok(b) = arg.cast::<pyo3::types::PyByteArray>() {
+        return Ok(b.to_vec());
+    }
+    Ok(arg.str()?.to_str()?.as_bytes().to_vec())
 }
 
 /// `get_command()`: only in an execution linked to a client command (KeysReader `commands=`).
