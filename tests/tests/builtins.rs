@@ -352,3 +352,29 @@ fn scripts_do_not_share_globals() {
     assert_eq!(pyexecute(&mut con, "mine = 1", &[]), Reply::ok());
     assert_eq!(flat(&mut con, "'mine' in globals()"), Reply::err("False"));
 }
+
+#[test]
+fn writes_made_by_execute_reach_replicas() {
+    let primary = Server::start();
+    let replica = Server::start();
+    let mut r = replica.con();
+    cmd(
+        &mut r,
+        &["REPLICAOF", "127.0.0.1", &primary.port.to_string()],
+    );
+    let mut p = primary.con();
+    e2e::wait_for(&mut r, "the replica to sync", |r| {
+        cmd(r, &["INFO", "replication"])
+            .as_str()
+            .contains("master_link_status:up")
+    });
+    assert_eq!(
+        run_in_step(&mut p, "execute('SET', 'from:step', 'v')\n    with atomic():\n        execute('INCR', 'from:atomic')\n    return 1"),
+        Reply::results(&["1"], &[])
+    );
+    pyexecute(&mut p, "execute('SET', 'from:script', 'w')", &[]);
+    e2e::wait_for(&mut r, "the writes to replicate", |r| {
+        cmd(r, &["MGET", "from:step", "from:atomic", "from:script"])
+            == Reply::bulks(&["v", "1", "w"])
+    });
+}
