@@ -52,6 +52,16 @@ pub fn on_keyspace_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &
                     continue;
                 }
             }
+            // `commands=`: only while one of those client commands runs, linked to it.
+            let link = match &trigger.commands {
+                None => None,
+                Some(_) => {
+                    match context::running_command(&trigger.command_names().unwrap_or_default()) {
+                        Some(link) => Some(link),
+                        None => continue,
+                    }
+                }
+            };
             if let Some(types) = &trigger.key_types {
                 let t = *key_type_of_key.get_or_insert_with(|| key_type(ctx, key));
                 if !types.iter().any(|k| k == t) {
@@ -61,7 +71,7 @@ pub fn on_keyspace_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &
             if !prefix_matches(&trigger.prefix, key) {
                 continue;
             }
-            fire(registration, trigger.read_value, ctx, event, key);
+            fire(registration, trigger.read_value, ctx, event, key, link);
         }
     }));
     if fired.is_err() {
@@ -78,6 +88,7 @@ fn fire(
     ctx: &Context,
     event: &str,
     key: &[u8],
+    link: Option<Arc<crate::linked::CommandLink>>,
 ) {
     registration.triggered();
     let content = if !registration.plan.inspects_reader_records() {
@@ -97,6 +108,7 @@ fn fire(
                 ctx,
                 Box::new(VecReader::new(vec![record], 1)),
                 None,
+                link,
             );
         }
         // Read when the execution runs, not now (readers.md §2.3 point 5).
@@ -105,6 +117,7 @@ fn fire(
                 registration,
                 Box::new(KeysReader::for_event(key.to_vec(), event, content)),
                 None,
+                link,
             );
         }
     }

@@ -18,6 +18,8 @@ pub const MARKER: &[u8] = b"\0gears-hook";
 
 /// Names (lower-cased) of the commands that have hooks.
 static HOOKED: LazyLock<RwLock<HashSet<String>>> = LazyLock::new(RwLock::default);
+/// Names (lower-cased) of the commands listed by KeysReader `commands=` registrations.
+static KEYS_HOOKED: LazyLock<RwLock<HashSet<String>>> = LazyLock::new(RwLock::default);
 static ANY_HOOK: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
@@ -36,8 +38,20 @@ pub fn refresh() {
             _ => None,
         })
         .collect();
-    ANY_HOOK.store(!names.is_empty(), Ordering::SeqCst);
+    let keys_names: HashSet<String> = registrations::all()
+        .iter()
+        .filter_map(|r| match &r.trigger {
+            Trigger::Keys(k) => k.command_names(),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    ANY_HOOK.store(
+        !names.is_empty() || !keys_names.is_empty(),
+        Ordering::SeqCst,
+    );
     *HOOKED.write().unwrap_or_else(|e| e.into_inner()) = names;
+    *KEYS_HOOKED.write().unwrap_or_else(|e| e.into_inner()) = keys_names;
 }
 
 fn bytes_of(s: *const raw::RedisModuleString) -> Vec<u8> {
@@ -65,9 +79,6 @@ extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
         let name = bytes_of(raw::RedisModule_CommandFilterArgGet.unwrap()(fctx, 0));
         let name = String::from_utf8_lossy(&name).to_ascii_lowercase();
         let hooked = HOOKED.read().map(|h| h.contains(&name)).unwrap_or(false);
-        if !hooked {
-            return;
-        }
         let create = |s: &[u8]| {
             raw::RedisModule_CreateString.unwrap()(
                 std::ptr::null_mut(),
@@ -75,10 +86,21 @@ extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
                 s.len(),
             )
         };
-        // `HSET k f v` becomes `rg.trigger <MARKER> HSET k f v` (the name as typed); Redis
-        // takes ownership of the strings given to the filter.
-        raw::RedisModule_CommandFilterArgInsert.unwrap()(fctx, 0, create(b"rg.trigger"));
-        raw::RedisModule_CommandFilterArgInsert.unwrap()(fctx, 1, create(MARKER));
+        if hooked {
+            // `HSET k f v` becomes `rg.trigger <MARKER> HSET k f v` (the name as typed); Redis
+            // takes ownership of the strings given to the filter.
+            raw::RedisModule_CommandFilterArgInsert.unwrap()(fctx, 0, create(b"rg.trigger"));
+            raw::RedisModule_CommandFilterArgInsert.unwrap()(fctx, 1, create(MARKER));
+            return;
+        }
+        let keys_hooked = KEYS_HOOKED
+            .read()
+            .map(|h| h.contains(&name))
+            .unwrap_or(false);
+        if keys_hooked {
+            // `GET k` becomes `rg.innerhook GET k`.
+            raw::RedisModule_CommandFilterArgInsert.unwrap()(fctx, 0, create(b"rg.innerhook"));
+        }
     }
 }
 
@@ -110,6 +132,51 @@ pub fn skipping<R>(skip: usize, f: impl FnOnce() -> R) -> R {
 /// Taken by the rerouted call: how many hooks to skip.
 pub fn take_skip() -> usize {
     SKIP.with(|s| s.replace(0))
+}
+
+/// Key positions (first, last, step) of a hooked command, from the registrations that hook it.
+fn key_spec(command: &str) -> Option<(i64, i64, i64)> {
+    registrations::all().iter().find_map(|r| match &r.trigger {
+        Trigger::Command(c) if c.name == command => {
+            c.hook.as_ref().map(|h| (h.first_key, h.last_key, h.step))
+        }
+        Trigger::Keys(k) => k.commands.as_ref().and_then(|commands| {
+            commands
+                .iter()
+                .find(|c| c.name == command)
+                .map(|c| (c.first_key, c.last_key, c.step))
+        }),
+        _ => None,
+    })
+}
+
+/// Answers Redis' key-position request for a rerouted call (cluster routing, ACL): the keys are
+/// the original command's, `shift` arguments further on (the ones the filter inserted). `argv`
+/// is the rerouted call, `argv[shift]` the original command name.
+pub fn declare_keys(ctx: &redis_module::Context, argv: &[redis_module::RedisString], shift: usize) {
+    let Some(name) = argv.get(shift) else {
+        return;
+    };
+    let name = String::from_utf8_lossy(name.as_slice()).to_ascii_lowercase();
+    let Some((first, last, step)) = key_spec(&name) else {
+        return;
+    };
+    let argc = (argv.len() - shift) as i64;
+    let last = if last < 0 { argc + last } else { last };
+    let mut i = first;
+    while i >= 1 && i <= last && i < argc {
+        // SAFETY: a key-position request context, on the main thread.
+        unsafe {
+            raw::RedisModule_KeyAtPos.unwrap()(ctx.ctx, (i as usize + shift) as i32);
+        }
+        i += step.max(1);
+    }
+}
+
+/// True when Redis only asks the command for its keys.
+pub fn is_keys_request(ctx: &redis_module::Context) -> bool {
+    // SAFETY: a command context.
+    unsafe { raw::RedisModule_IsKeysPositionRequest.unwrap()(ctx.ctx) != 0 }
 }
 
 /// A running hook: what `call_next` needs to continue the chain.

@@ -12,6 +12,7 @@ pub mod executions;
 pub mod hooks;
 pub mod ids;
 pub mod info;
+pub mod linked;
 pub mod python;
 pub mod readers;
 pub mod redis_calls;
@@ -25,7 +26,7 @@ use redis_module::{redis_module, Context, RedisResult, RedisString, Status};
 
 use commands::{
     cluster, config as config_commands, debug, execute, executions as execution_commands, guarded,
-    profile, python as python_commands, registrations as registration_commands,
+    innerhook, profile, python as python_commands, registrations as registration_commands,
     sessions as session_commands, trigger,
 };
 
@@ -85,6 +86,7 @@ command!(rg_pystats, python_commands::py_stats);
 command!(rg_pydumpsessions, session_commands::dump_sessions);
 command!(rg_pyprofile, profile::py_profile);
 command!(rg_trigger, trigger::trigger);
+command!(rg_innerhook, innerhook::inner_hook);
 command!(
     rg_dumpregistrations,
     registration_commands::dump_registrations
@@ -125,8 +127,9 @@ redis_module! {
         ["rg.pystats", rg_pystats, "readonly", 0, 0, 0, ""],
         ["rg.pydumpsessions", rg_pydumpsessions, "readonly", 0, 0, 0, ""],
         ["rg.pyprofile", rg_pyprofile, "readonly", 0, 0, 0, ""],
-        ["rg.trigger", rg_trigger, "readonly", 0, 0, 0, ""],
+        ["rg.trigger", rg_trigger, "readonly getkeys-api", 0, 0, 0, ""],
         ["rg.triggeronkey", rg_trigger, "readonly", 2, 2, 1, ""],
+        ["rg.innerhook", rg_innerhook, "readonly getkeys-api", 0, 0, 0, ""],
         ["rg.dumpregistrations", rg_dumpregistrations, "readonly", 0, 0, 0, ""],
         ["rg.unregister", rg_unregister, "readonly", 0, 0, 0, ""],
         ["rg.pauseregistrations", rg_pauseregistrations, "readonly", 0, 0, 0, ""],

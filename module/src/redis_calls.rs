@@ -10,6 +10,7 @@ use redis_module::{raw, CallOptions, CallOptionsBuilder, Context, ErrorReply, Th
 
 use crate::python::context;
 use crate::python::convert::bytes_to_py;
+use crate::reply::Reply;
 
 /// A detached context of the module, for logging from any thread as `<rg>`.
 static LOG_CONTEXT: AtomicPtr<raw::RedisModuleCtx> = AtomicPtr::new(std::ptr::null_mut());
@@ -126,6 +127,31 @@ fn call_with(ctx: &Context, command: &str, args: &[Vec<u8>]) -> Result<CallReply
         // Redis 7.0 hands a module the error text with the protocol's CRLF, and RedisGears
         // passes it on: scripts see it in str(e) (runtime.md §3.1).
         Err(e) => Err(with_crlf(error_text(&e))),
+    }
+}
+
+/// Runs the real `command` for the client of `ctx` and returns its reply as a reply tree (for
+/// replying later). Redis' module API does not tell simple from bulk strings, so a status reply
+/// comes back as a bulk string.
+pub fn call_for_reply(ctx: &Context, command: &[u8], args: &[Vec<u8>]) -> Reply {
+    let command = String::from_utf8_lossy(command);
+    let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    let result: redis_module::CallResult<'_> =
+        ctx.call_ext(&command, &relay_options(), args.as_slice());
+    match result {
+        Ok(redis_module::CallReply::Unknown) => Reply::error(call_failure()),
+        Ok(reply) => as_reply(own(&reply)),
+        Err(e) => Reply::Error(error_text(&e).trim_end().to_string()),
+    }
+}
+
+fn as_reply(reply: CallReply) -> Reply {
+    match reply {
+        CallReply::Bytes(b) => Reply::Bulk(b),
+        CallReply::Integer(i) => Reply::Integer(i),
+        CallReply::Array(items) => Reply::Array(items.into_iter().map(as_reply).collect()),
+        CallReply::Error(e) => Reply::Error(e),
+        CallReply::Null => Reply::Null,
     }
 }
 

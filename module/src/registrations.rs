@@ -87,6 +87,35 @@ pub struct Hook {
     pub step: i64,
 }
 
+/// A command listed in `commands=`, with its key positions from COMMAND INFO.
+#[derive(Debug, Clone)]
+pub struct CommandKeys {
+    /// Lower-cased.
+    pub name: String,
+    pub first_key: i64,
+    pub last_key: i64,
+    pub step: i64,
+}
+
+impl CommandKeys {
+    /// The key arguments of a call (`args` excludes the command name).
+    pub fn keys<'a>(&self, args: &'a [Vec<u8>]) -> Vec<&'a [u8]> {
+        let argc = args.len() as i64 + 1;
+        let last = if self.last_key < 0 {
+            argc + self.last_key
+        } else {
+            self.last_key
+        };
+        let mut keys = Vec::new();
+        let mut i = self.first_key;
+        while i >= 1 && i <= last && i < argc {
+            keys.push(args[(i - 1) as usize].as_slice());
+            i += self.step.max(1);
+        }
+        keys
+    }
+}
+
 /// What fires a KeysReader registration.
 #[derive(Debug, Clone)]
 pub struct KeysTrigger {
@@ -96,6 +125,16 @@ pub struct KeysTrigger {
     /// Key type names; `None` is every type.
     pub key_types: Option<Vec<String>>,
     pub read_value: bool,
+    /// `commands=`: fire only for events raised while one of these client commands runs.
+    pub commands: Option<Vec<CommandKeys>>,
+}
+
+impl KeysTrigger {
+    pub fn command_names(&self) -> Option<Vec<String>> {
+        self.commands
+            .as_ref()
+            .map(|c| c.iter().map(|k| k.name.clone()).collect())
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -283,7 +322,7 @@ impl Registration {
                 Reply::bulk("keyTypes"),
                 Self::names(&keys.key_types),
                 Reply::bulk("hookCommands"),
-                Reply::Null,
+                Self::names(&keys.command_names()),
             ]),
             Trigger::Command(command) => Reply::Array(vec![
                 Reply::bulk("trigger"),
@@ -350,7 +389,7 @@ impl Registration {
                 ),
                 ("eventTypes".into(), list(&keys.event_types)),
                 ("keyTypes".into(), list(&keys.key_types)),
-                ("hookCommands".into(), "None".into()),
+                ("hookCommands".into(), list(&keys.command_names())),
             ]),
             Trigger::Command(command) => fields.extend([
                 ("trigger".into(), command.name.clone()),

@@ -11,6 +11,7 @@ use redis_module::Context;
 
 use crate::executions::{self, ExecutionEntry, Outcome};
 use crate::hooks::HookCall;
+use crate::linked::CommandLink;
 use crate::python::callbacks::PyScope;
 use crate::python::context;
 use crate::python::convert::python_record_to_reply;
@@ -140,17 +141,28 @@ pub fn start_for(
     registration: &Arc<Registration>,
     mut reader: Box<dyn Reader>,
     hook: Option<Arc<HookCall>>,
+    link: Option<Arc<CommandLink>>,
 ) -> Option<Arc<ExecutionEntry>> {
+    if let Some(link) = &link {
+        link.attach();
+    }
     let (execution, entry) = prepare(&registration.plan, registration.steps.clone(), true);
     registration.started(&entry);
     settle(registration, &entry);
     let job_entry = entry.clone();
     let session = registration.session.clone();
+    let job_link = link.clone();
     let job = move || {
         context::register_gears_thread();
         context::with_hook(hook, || {
-            run_to_end(&job_entry, execution, reader.as_mut(), &session)
+            context::with_link(job_link.clone(), || {
+                run_to_end(&job_entry, execution, reader.as_mut(), &session)
+            })
         });
+        // The client linked to this execution hears back once the last one ended.
+        if let Some(link) = job_link {
+            link.finished();
+        }
     };
     let in_order = match &registration.trigger {
         Trigger::Command(command) => command.inorder,
@@ -164,6 +176,9 @@ pub fn start_for(
     if !queued {
         executions::remove(&entry.id);
         registration.start_failed();
+        if let Some(link) = link {
+            link.finished();
+        }
         return None;
     }
     Some(entry)
@@ -176,7 +191,11 @@ pub fn run_inline(
     ctx: &Context,
     mut reader: Box<dyn Reader>,
     hook: Option<Arc<HookCall>>,
+    link: Option<Arc<CommandLink>>,
 ) -> Arc<ExecutionEntry> {
+    if let Some(link) = &link {
+        link.attach();
+    }
     let (execution, entry) = prepare(&registration.plan, registration.steps.clone(), true);
     registration.started(&entry);
     settle(registration, &entry);
@@ -185,9 +204,14 @@ pub fn run_inline(
     context::with_locked_context(ctx, || {
         context::with_session(&registration.session, || {
             context::with_hook(hook, || {
-                Python::attach(|_| run_to_end_with(&entry, execution, reader.as_mut(), false))
+                context::with_link(link.clone(), || {
+                    Python::attach(|_| run_to_end_with(&entry, execution, reader.as_mut(), false))
+                })
             })
         })
     });
+    if let Some(link) = link {
+        link.finished();
+    }
     entry
 }

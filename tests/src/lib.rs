@@ -52,6 +52,20 @@ impl Server {
 
     /// Starts a server; `Err` with its log if it exits instead of answering PING.
     pub fn try_start(module_args: &[&str]) -> Result<Server, StartFailure> {
+        Server::try_start_with(&[], module_args)
+    }
+
+    /// A server started with extra redis-server arguments (e.g. cluster mode).
+    pub fn with_server_args(server_args: &[&str], module_args: &[&str]) -> Server {
+        Server::try_start_with(server_args, module_args)
+            .unwrap_or_else(|f| panic!("redis-server did not start:\n{}", f.log))
+    }
+
+    /// [`Server::try_start`] with extra redis-server arguments, given before the module.
+    pub fn try_start_with(
+        server_args: &[&str],
+        module_args: &[&str],
+    ) -> Result<Server, StartFailure> {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("gears-e2e-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a scratch directory");
@@ -63,6 +77,7 @@ impl Server {
             .arg(&dir)
             .arg("--logfile")
             .arg(dir.join("redis.log"))
+            .args(server_args)
             .arg("--loadmodule")
             .arg(module_path())
             .args(module_args)

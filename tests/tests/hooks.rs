@@ -247,3 +247,34 @@ fn replicated_commands_bypass_hooks() {
         cmd(r, &["GET", "k"]) == Reply::bulk("real")
     });
 }
+
+/// On a cluster node, a rerouted call keeps the original command's keys, so Redis still
+/// refuses keys this node does not serve instead of running the hook on them.
+#[test]
+fn hooked_calls_keep_cluster_routing() {
+    let server = Server::with_server_args(
+        &["--cluster-enabled", "yes", "--cluster-require-full-coverage", "no"],
+        &[],
+    );
+    let mut con = server.con();
+    assert_eq!(cmd(&mut con, &["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]), Reply::ok());
+    wait_for(&mut con, "the cluster to serve its slots", |c| {
+        cmd(c, &["CLUSTER", "INFO"]).as_str().contains("cluster_state:ok")
+    });
+    let key_in = |c: &mut redis::Connection, served: bool| {
+        (0..1000)
+            .map(|i| format!("k{i}"))
+            .find(|k| match cmd(c, &["CLUSTER", "KEYSLOT", k]) {
+                Reply::Int(slot) => (slot < 8192) == served,
+                _ => false,
+            })
+            .unwrap()
+    };
+    let (served, elsewhere) = (key_in(&mut con, true), key_in(&mut con, false));
+    assert_eq!(
+        pyexecute(&mut con, "GB('CommandReader').map(lambda r: 'hooked').register(hook='get', mode='sync')", &[]),
+        Reply::ok()
+    );
+    assert_eq!(cmd(&mut con, &["GET", &served]), Reply::bulk("hooked"));
+    assert_eq!(cmd(&mut con, &["GET", &elsewhere]), Reply::err("CLUSTERDOWN Hash slot not served"));
+}

@@ -50,7 +50,7 @@ pub fn scan_floor(ctx: &Context, args: Vec<RedisString>) -> Answer {
             client.reply(Reply::Integer(count));
         });
     match spawned {
-        Ok(_) => Answer::Blocked,
+        Ok(_) => Answer::NoReply,
         Err(e) => Reply::error(format!("ERR could not start the scan: {e}")).into(),
     }
 }

@@ -162,5 +162,5 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {
         executions::remove(&id);
         client.reply(outcome.reply());
     });
-    Answer::Blocked
+    Answer::NoReply
 }

@@ -46,7 +46,7 @@ pub fn get_results_blocking(ctx: &Context, args: Vec<RedisString>) -> Answer {
     }
     let client = BlockedClient::block(ctx, 1_000_000);
     entry.when_done(move |outcome| client.reply(outcome.reply()));
-    Answer::Blocked
+    Answer::NoReply
 }
 
 pub fn drop_execution(_ctx: &Context, args: Vec<RedisString>) -> Answer {
@@ -212,7 +212,7 @@ pub fn abort_execution(ctx: &Context, args: Vec<RedisString>) -> Answer {
         client.reply(Reply::ok());
     });
     if queued {
-        Answer::Blocked
+        Answer::NoReply
     } else {
         Answer::Reply(Reply::error(
             "ERR Failed creating abort Flat Execution Plan",

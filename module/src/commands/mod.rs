@@ -6,6 +6,7 @@ pub mod config;
 pub mod debug;
 pub mod execute;
 pub mod executions;
+pub mod innerhook;
 pub mod profile;
 pub mod python;
 pub mod registrations;
@@ -22,8 +23,9 @@ use crate::reply::Reply;
 pub enum Answer {
     Reply(Reply),
     WrongArity,
-    /// The client was blocked; the reply comes later.
-    Blocked,
+    /// Nothing to write now: the client was blocked (the reply comes later), the reply was
+    /// already written (a relayed command), or Redis only asked for the call's keys.
+    NoReply,
 }
 
 impl From<Reply> for Answer {
@@ -50,7 +52,7 @@ pub fn guarded(
                 raw::RedisModule_WrongArity.unwrap()(ctx.ctx);
             }
         }
-        Ok(Answer::Blocked) => {}
+        Ok(Answer::NoReply) => {}
         Err(_) => {
             Reply::error("ERR internal error in the gears module (the server is fine)").write(ctx)
         }

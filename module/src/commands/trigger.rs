@@ -60,7 +60,7 @@ fn run_and_reply(
     let reader = Box::new(VecReader::new(vec![record], 1));
     registration.triggered();
     if registration.mode == Mode::Sync {
-        let entry = runner::run_inline(registration, ctx, reader, Some(hook));
+        let entry = runner::run_inline(registration, ctx, reader, Some(hook), None);
         let reply = entry.outcome().map_or_else(
             || Reply::error("ERR Could not trigger execution, it did not finish"),
             |o| reply_of(&o),
@@ -68,7 +68,7 @@ fn run_and_reply(
         executions::remove(&entry.id);
         return reply.into();
     }
-    let Some(entry) = runner::start_for(registration, reader, Some(hook)) else {
+    let Some(entry) = runner::start_for(registration, reader, Some(hook), None) else {
         return Reply::error("ERR Could not trigger execution, failed creating execution").into();
     };
     let client = BlockedClient::block(ctx, 0);
@@ -78,7 +78,7 @@ fn run_and_reply(
         executions::remove(&id);
         client.reply(reply_of(outcome));
     });
-    Answer::Blocked
+    Answer::NoReply
 }
 
 /// A hooked command rerouted here by the command filter: `argv` is the command as the client
@@ -101,7 +101,7 @@ fn hooked(ctx: &Context, argv: &[RedisString]) -> Answer {
     let Some((position, registration)) = next else {
         let relayed = hooks::bypassing(|| crate::redis_calls::relay(ctx, &command, &args));
         return if relayed {
-            Answer::Blocked
+            Answer::NoReply
         } else {
             Reply::error("Failed executing command").into()
         };
@@ -119,7 +119,15 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> Answer {
         return Answer::WrongArity;
     }
     if args.len() >= 3 && args[1].as_slice() == hooks::MARKER {
+        if hooks::is_keys_request(ctx) {
+            hooks::declare_keys(ctx, &args, 2);
+            return Answer::NoReply;
+        }
         return hooked(ctx, &args[2..]);
+    }
+    if hooks::is_keys_request(ctx) {
+        // A plain trigger declares no key.
+        return Answer::NoReply;
     }
     let name = String::from_utf8_lossy(args[1].as_slice()).into_owned();
     let Some(registration) = registrations::by_trigger(&name) else {

@@ -24,6 +24,11 @@ thread_local! {
     /// The Redis lock taken by `atomic()` on a thread that did not hold it.
     static ATOMIC_LOCK: RefCell<Option<ContextGuard>> = const { RefCell::new(None) };
     static IN_ATOMIC: Cell<bool> = const { Cell::new(false) };
+    /// The hooked client command running on this thread (its name lower-cased), whose keyspace
+    /// events fire `commands=` registrations.
+    static COMMAND: RefCell<Option<(String, Arc<crate::linked::CommandLink>)>> = const { RefCell::new(None) };
+    /// The client command the execution running on this thread is linked to.
+    static LINK: RefCell<Option<Arc<crate::linked::CommandLink>>> = const { RefCell::new(None) };
     /// The hook whose execution runs on this thread (for `call_next`).
     static HOOK: RefCell<Option<Arc<crate::hooks::HookCall>>> = const { RefCell::new(None) };
     /// The session whose code runs on this thread (a script, an execution, or one set with
@@ -140,6 +145,41 @@ unsafe impl Send for HeldLock {}
 /// Takes the Redis lock through a fresh thread-safe context.
 pub fn take_redis_lock() -> HeldLock {
     HeldLock(ThreadSafeContext::new().lock())
+}
+
+/// Runs `f` (the real command of a `commands=` hook) with `name` / `link` as this thread's
+/// hooked command.
+pub fn with_command<R>(
+    name: &str,
+    link: &Arc<crate::linked::CommandLink>,
+    f: impl FnOnce() -> R,
+) -> R {
+    let previous = COMMAND.with(|c| c.replace(Some((name.to_string(), link.clone()))));
+    let result = f();
+    COMMAND.with(|c| *c.borrow_mut() = previous);
+    result
+}
+
+/// The hooked command running on this thread, if its name is in `commands`.
+pub fn running_command(commands: &[String]) -> Option<Arc<crate::linked::CommandLink>> {
+    COMMAND.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|(name, _)| commands.iter().any(|n| n == name))
+            .map(|(_, link)| link.clone())
+    })
+}
+
+/// Runs `f` with `link` as the client command this thread's execution is linked to.
+pub fn with_link<R>(link: Option<Arc<crate::linked::CommandLink>>, f: impl FnOnce() -> R) -> R {
+    let previous = LINK.with(|l| l.replace(link));
+    let result = f();
+    LINK.with(|l| *l.borrow_mut() = previous);
+    result
+}
+
+pub fn current_link() -> Option<Arc<crate::linked::CommandLink>> {
+    LINK.with(|l| l.borrow().clone())
 }
 
 /// Runs `f` with `hook` as this thread's running hook.

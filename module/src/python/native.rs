@@ -21,7 +21,8 @@ use crate::readers::python::PythonReader;
 use crate::readers::stream::StreamReader;
 use crate::redis_calls::CallReply;
 use crate::registrations::{
-    self, CommandTrigger, Hook, KeysTrigger, Mode, PendingRegistration, Trigger, KEY_TYPES,
+    self, CommandKeys, CommandTrigger, Hook, KeysTrigger, Mode, PendingRegistration, Trigger,
+    KEY_TYPES,
 };
 use crate::sessions::Session;
 use crate::{config, ids, redis_calls};
@@ -339,8 +340,74 @@ fn hook_trigger(
     })
 }
 
+/// COMMAND INFO of `command`: (flags, first key, last key, step), None if unknown.
+fn command_info(py: Python<'_>, command: &str) -> Option<(Vec<String>, i64, i64, i64)> {
+    let info = redis_calls::call(
+        py,
+        "COMMAND",
+        &[b"INFO".to_vec(), command.as_bytes().to_vec()],
+    );
+    let Ok(CallReply::Array(mut entries)) = info else {
+        return None;
+    };
+    let Some(CallReply::Array(entry)) = entries.pop() else {
+        return None;
+    };
+    let flags = match entry.get(2) {
+        Some(CallReply::Array(flags)) => flags
+            .iter()
+            .filter_map(|f| match f {
+                CallReply::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let number = |i: usize| match entry.get(i) {
+        Some(CallReply::Integer(n)) => *n,
+        _ => 0,
+    };
+    Some((flags, number(3), number(4), number(5)))
+}
+
+/// A command of KeysReader `commands=`, checked as readers.md §2.4 says.
+fn hooked_command_keys(py: Python<'_>, command: &str, prefix: &str) -> PyResult<CommandKeys> {
+    let (flags, first_key, last_key, step) =
+        command_info(py, command).ok_or_else(|| gears_error("bad reply on COMMAND command"))?;
+    if flags.iter().any(|f| f == "noscript") {
+        return Err(gears_error(
+            "Can not hook a command which are not allowed inside a script",
+        ));
+    }
+    if flags.iter().any(|f| f == "movablekeys") {
+        return Err(gears_error(
+            "Can not hook a command with moveable keys by key prefix",
+        ));
+    }
+    if first_key <= 0 {
+        return Err(gears_error(
+            "Can not hook a command by key prefix with none positive first key",
+        ));
+    }
+    if step <= 0 {
+        return Err(gears_error(
+            "Can not override a command by key prefix with none positive jump",
+        ));
+    }
+    if prefix.is_empty() {
+        return Err(gears_error("Empty perfix given to command hooker"));
+    }
+    Ok(CommandKeys {
+        name: command.to_ascii_lowercase(),
+        first_key,
+        last_key,
+        step,
+    })
+}
+
 /// The trigger arguments of a KeysReader registration (readers.md §2.3).
 fn keys_trigger<'py>(
+    py: Python<'py>,
     kwarg: &dyn Fn(&str) -> PyResult<Option<Bound<'py, PyAny>>>,
 ) -> PyResult<KeysTrigger> {
     let prefix = match kwarg("prefix")? {
@@ -371,17 +438,23 @@ fn keys_trigger<'py>(
         kwarg("commands")?,
         "given commands is not iterable",
         "given command type is not string",
-    )?;
-    if commands.is_some_and(|c| !c.is_empty()) {
-        return Err(gears_error(
-            "commands= (command hooks) is not supported by this build yet",
-        ));
-    }
+    )?
+    .filter(|c| !c.is_empty());
+    let commands = match commands {
+        None => None,
+        Some(names) => Some(
+            names
+                .iter()
+                .map(|name| hooked_command_keys(py, name, &prefix))
+                .collect::<PyResult<Vec<_>>>()?,
+        ),
+    };
     Ok(KeysTrigger {
         prefix: prefix.into_bytes(),
         event_types,
         key_types,
         read_value,
+        commands,
     })
 }
 
@@ -672,7 +745,7 @@ impl PyFlatExecution {
             _ => None,
         };
         let trigger = match self.reader.as_str() {
-            "KeysReader" => Trigger::Keys(keys_trigger(&kwarg)?),
+            "KeysReader" => Trigger::Keys(keys_trigger(py, &kwarg)?),
             "CommandReader" => Trigger::Command(command_trigger(py, &kwarg)?),
             "StreamReader" => {
                 return Err(gears_error(&format!(
@@ -953,18 +1026,32 @@ fn command_arg(arg: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     Ok(arg.str()?.to_str()?.as_bytes().to_vec())
 }
 
-/// `get_command()`: only in an execution linked to a client command (KeysReader `commands=`).
+/// `get_command()`: the linked client command (KeysReader `commands=`) as a list of `str`.
 #[pyfunction]
 #[pyo3(name = "getCommand", signature = (*_args))]
-fn get_command(_args: &Bound<'_, PyTuple>) -> PyResult<()> {
-    Err(gears_error("Can not get command ctx"))
+fn get_command<'py>(py: Python<'py>, _args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    let link = context::current_link()
+        .filter(|l| !l.is_detached())
+        .ok_or_else(|| gears_error("Can not get command ctx"))?;
+    let list = pyo3::types::PyList::empty(py);
+    for arg in &link.argv {
+        list.append(super::convert::bytes_to_py(py, arg))?;
+    }
+    Ok(list.into_any())
 }
 
-/// `override_reply(reply)`: likewise linked executions only.
+/// `override_reply(reply)`: replaces the reply of the linked client command (first one wins).
 #[pyfunction]
-#[pyo3(name = "overrideReply", signature = (*_args))]
-fn override_reply(_args: &Bound<'_, PyTuple>) -> PyResult<()> {
-    Err(gears_error("Can not get command ctx"))
+#[pyo3(name = "overrideReply", signature = (*args))]
+fn override_reply(args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    let link = context::current_link()
+        .filter(|l| !l.is_detached())
+        .ok_or_else(|| gears_error("Can not get command ctx"))?;
+    if args.len() != 1 {
+        return Err(gears_error("Override reply must get a single argument"));
+    }
+    let reply = super::convert::py_to_reply(&args.get_item(0)?);
+    link.override_with(reply).map_err(gears_error)
 }
 
 /// `_warn(message)`: a warning in the Redis log as RedisGears writes its own (no `GEARS:`).
