@@ -253,13 +253,23 @@ fn replicated_commands_bypass_hooks() {
 #[test]
 fn hooked_calls_keep_cluster_routing() {
     let server = Server::with_server_args(
-        &["--cluster-enabled", "yes", "--cluster-require-full-coverage", "no"],
+        &[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-require-full-coverage",
+            "no",
+        ],
         &[],
     );
     let mut con = server.con();
-    assert_eq!(cmd(&mut con, &["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]), Reply::ok());
+    assert_eq!(
+        cmd(&mut con, &["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]),
+        Reply::ok()
+    );
     wait_for(&mut con, "the cluster to serve its slots", |c| {
-        cmd(c, &["CLUSTER", "INFO"]).as_str().contains("cluster_state:ok")
+        cmd(c, &["CLUSTER", "INFO"])
+            .as_str()
+            .contains("cluster_state:ok")
     });
     let key_in = |c: &mut redis::Connection, served: bool| {
         (0..1000)
@@ -272,9 +282,101 @@ fn hooked_calls_keep_cluster_routing() {
     };
     let (served, elsewhere) = (key_in(&mut con, true), key_in(&mut con, false));
     assert_eq!(
-        pyexecute(&mut con, "GB('CommandReader').map(lambda r: 'hooked').register(hook='get', mode='sync')", &[]),
+        pyexecute(
+            &mut con,
+            "GB('CommandReader').map(lambda r: 'hooked').register(hook='get', mode='sync')",
+            &[]
+        ),
         Reply::ok()
     );
     assert_eq!(cmd(&mut con, &["GET", &served]), Reply::bulk("hooked"));
-    assert_eq!(cmd(&mut con, &["GET", &elsewhere]), Reply::err("CLUSTERDOWN Hash slot not served"));
+    assert_eq!(
+        cmd(&mut con, &["GET", &elsewhere]),
+        Reply::err("CLUSTERDOWN Hash slot not served")
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// With a second node owning the other slots, a hooked command on a key of that node still gets
+/// Redis' MOVED redirection.
+#[test]
+fn hooked_calls_keep_moved_redirections() {
+    let node = |bus: u16| {
+        let bus = bus.to_string();
+        Server::with_server_args(&["--cluster-enabled", "yes", "--cluster-port", &bus], &[])
+    };
+    let (a, b) = (node(free_port()), node(free_port()));
+    let (mut ca, mut cb) = (a.con(), b.con());
+    assert_eq!(
+        cmd(&mut ca, &["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]),
+        Reply::ok()
+    );
+    assert_eq!(
+        cmd(&mut cb, &["CLUSTER", "ADDSLOTSRANGE", "8192", "16383"]),
+        Reply::ok()
+    );
+    let b_bus = match cmd(&mut cb, &["CONFIG", "GET", "cluster-port"]).items()[1]
+        .as_str()
+        .parse::<u16>()
+    {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        cmd(
+            &mut ca,
+            &[
+                "CLUSTER",
+                "MEET",
+                "127.0.0.1",
+                &b.port.to_string(),
+                &b_bus.to_string()
+            ]
+        ),
+        Reply::ok()
+    );
+    wait_for(&mut ca, "the two-node cluster", |c| {
+        cmd(c, &["CLUSTER", "INFO"])
+            .as_str()
+            .contains("cluster_state:ok")
+    });
+    let elsewhere = (0..1000)
+        .map(|i| format!("k{i}"))
+        .find(|k| matches!(cmd(&mut ca, &["CLUSTER", "KEYSLOT", k]), Reply::Int(s) if s >= 8192))
+        .unwrap();
+    let slot = match cmd(&mut ca, &["CLUSTER", "KEYSLOT", &elsewhere]) {
+        Reply::Int(s) => s,
+        _ => unreachable!(),
+    };
+    pyexecute(
+        &mut ca,
+        "GB('CommandReader').map(lambda r: 'hooked').register(hook='get', mode='sync')",
+        &[],
+    );
+    assert_eq!(
+        cmd(&mut ca, &["GET", &elsewhere]),
+        Reply::err(&format!("MOVED {slot} 127.0.0.1:{}", b.port))
+    );
+}
+
+#[test]
+fn hooks_apply_to_commands_from_lua() {
+    let (_s, mut con) = server_with(&[
+        "GB('CommandReader').map(lambda r: 'hooked').register(hook='get', mode='sync')",
+        "GB('CommandReader').map(lambda r: 'async').register(hook='strlen', mode='async_local')",
+    ]);
+    assert_eq!(
+        cmd(&mut con, &["EVAL", "return redis.call('GET', 'k')", "0"]),
+        Reply::bulk("hooked")
+    );
+    assert_eq!(
+        cmd(&mut con, &["EVAL", "return redis.pcall('STRLEN', 'k')", "0"]),
+        Reply::err("ERR can not run a non-sync execution inside a MULTI/LUA (blocking is not allowed) or on loading.")
+    );
 }
