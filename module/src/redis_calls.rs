@@ -130,18 +130,72 @@ fn call_with(ctx: &Context, command: &str, args: &[Vec<u8>]) -> Result<CallReply
     }
 }
 
-/// Runs the real `command` for the client of `ctx` and returns its reply as a reply tree (for
-/// replying later). Redis' module API does not tell simple from bulk strings, so a status reply
-/// comes back as a bulk string.
-pub fn call_for_reply(ctx: &Context, command: &[u8], args: &[Vec<u8>]) -> Reply {
+/// The reply of a real command run for a client, held until it is sent.
+pub struct HeldReply(redis_module::CallResult<'static>);
+
+/// Runs the real `command` for the client of `ctx` (errors as replies, replicated).
+pub fn call_real(ctx: &Context, command: &[u8], args: &[Vec<u8>]) -> HeldReply {
     let command = String::from_utf8_lossy(command);
     let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-    let result: redis_module::CallResult<'_> =
-        ctx.call_ext(&command, &relay_options(), args.as_slice());
-    match result {
-        Ok(redis_module::CallReply::Unknown) => Reply::error(call_failure()),
-        Ok(reply) => as_reply(own(&reply)),
-        Err(e) => Reply::Error(error_text(&e).trim_end().to_string()),
+    HeldReply(ctx.call_ext(&command, &relay_options(), args.as_slice()))
+}
+
+/// The protocol type byte of a call reply (`+` status, `$` bulk, ...).
+fn proto_type(reply: &redis_module::CallReply<'_>) -> Option<u8> {
+    let raw = reply.get_raw()?;
+    let mut len = 0usize;
+    // SAFETY: `raw` is a live call reply; Redis returns `len` bytes of its protocol.
+    let proto = unsafe { raw::RedisModule_CallReplyProto.unwrap()(raw, &mut len) };
+    (!proto.is_null() && len > 0).then(|| unsafe { *proto.cast::<u8>() })
+}
+
+/// A call reply as a reply tree, status strings kept apart from bulk strings.
+fn exact(reply: &redis_module::CallReply<'_>) -> Reply {
+    use redis_module::CallReply as R;
+    match reply {
+        R::String(s) if proto_type(reply) == Some(b'+') => {
+            Reply::Simple(String::from_utf8_lossy(s.as_bytes()).into_owned())
+        }
+        R::String(s) => Reply::Bulk(s.as_bytes().to_vec()),
+        R::I64(i) => Reply::Integer(i.to_i64()),
+        R::Null(_) | R::Unknown => Reply::Null,
+        R::Array(a) => Reply::Array(
+            a.iter()
+                .map(|item| match item {
+                    Ok(r) => exact(&r),
+                    Err(e) => Reply::Error(error_text(&e).trim_end().to_string()),
+                })
+                .collect(),
+        ),
+        other => as_reply(own(other)),
+    }
+}
+
+impl HeldReply {
+    /// Writes the reply to `ctx` exactly as Redis gave it; false if there was none.
+    pub fn write(&self, ctx: &Context) -> bool {
+        let raw = match &self.0 {
+            Ok(reply) => reply.get_raw(),
+            Err(ErrorReply::RedisError(e)) => Some(e.get_raw()),
+            Err(ErrorReply::Message(_)) => None,
+        };
+        match raw {
+            Some(raw) => {
+                // SAFETY: `raw` is a live call reply owned by `self`.
+                unsafe { raw::RedisModule_ReplyWithCallReply.unwrap()(ctx.ctx, raw) };
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The reply as a tree, for sending later (to a blocked client).
+    pub fn to_reply(&self) -> Reply {
+        match &self.0 {
+            Ok(redis_module::CallReply::Unknown) => Reply::error(call_failure()),
+            Ok(reply) => exact(reply),
+            Err(e) => Reply::Error(error_text(e).trim_end().to_string()),
+        }
     }
 }
 
@@ -158,23 +212,7 @@ fn as_reply(reply: CallReply) -> Reply {
 /// Runs the real `command` for the client of `ctx` and relays its reply verbatim (the end of a
 /// hook chain, or a call that no hook takes). False if the call could not be made.
 pub fn relay(ctx: &Context, command: &[u8], args: &[Vec<u8>]) -> bool {
-    let command = String::from_utf8_lossy(command);
-    let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-    let result: redis_module::CallResult<'_> =
-        ctx.call_ext(&command, &relay_options(), args.as_slice());
-    let raw = match &result {
-        Ok(reply) => reply.get_raw(),
-        Err(ErrorReply::RedisError(e)) => Some(e.get_raw()),
-        Err(ErrorReply::Message(_)) => None,
-    };
-    match raw {
-        Some(raw) => {
-            // SAFETY: `raw` is a live call reply owned by `result`, written before it is freed.
-            unsafe { raw::RedisModule_ReplyWithCallReply.unwrap()(ctx.ctx, raw) };
-            true
-        }
-        None => false,
-    }
+    call_real(ctx, command, args).write(ctx)
 }
 
 /// Runs one command. On a thread that already holds the Redis lock (a command running on the

@@ -203,3 +203,34 @@ fn hook_commands_show_in_dumpregistrations() {
     assert_eq!(args[6], Reply::bulk("hookCommands"));
     assert_eq!(args[7], Reply::bulks(&["get", "set"]));
 }
+
+#[test]
+fn the_real_reply_keeps_its_exact_type() {
+    let server = Server::start();
+    let mut con = server.con();
+    pyexecute(
+        &mut con,
+        "GB().foreach(lambda r: None).register(prefix='a:*', commands=['set'], mode='async_local')",
+        &[],
+    );
+    pyexecute(
+        &mut con,
+        "GB().foreach(lambda r: None).register(prefix='s:*', commands=['set', 'incr'], mode='sync')",
+        &[],
+    );
+    // Answered after the async execution: still a status reply.
+    assert_eq!(
+        cmd(&mut con, &["SET", "a:1", "v"]),
+        Reply::Simple("OK".into())
+    );
+    // Answered at once: exactly what Redis replied.
+    assert_eq!(
+        cmd(&mut con, &["SET", "s:1", "v"]),
+        Reply::Simple("OK".into())
+    );
+    assert_eq!(cmd(&mut con, &["INCR", "s:2"]), Reply::Int(1));
+    assert_eq!(
+        cmd(&mut con, &["INCR", "s:1"]),
+        Reply::err("ERR value is not an integer or out of range")
+    );
+}

@@ -58,15 +58,23 @@ pub fn inner_hook(ctx: &Context, args: Vec<RedisString>) -> Answer {
     let link = CommandLink::new(argv, detached);
     // The real command runs with the link current: the registrations its events fire join it.
     let real = context::with_command(&name, &link, || {
-        hooks::bypassing(|| redis_calls::call_for_reply(ctx, &command, &rest))
+        hooks::bypassing(|| redis_calls::call_real(ctx, &command, &rest))
     });
-    if detached {
-        // The client cannot wait: it gets the real reply now; the executions run on, unlinked.
-        return real.into();
+    let overridden = if detached || link.pending() > 0 {
+        None
+    } else {
+        link.take_override()
+    };
+    if detached || link.pending() == 0 {
+        // Answered now: the override, or the real reply exactly as Redis gave it. (A detached
+        // client cannot wait; its executions run on, unlinked.)
+        return match overridden {
+            Some(reply) => reply.into(),
+            None if real.write(ctx) => Answer::NoReply,
+            None => Reply::error("error happened running the command").into(),
+        };
     }
-    if link.pending() == 0 {
-        return link.take_override().unwrap_or(real).into();
-    }
+    let real = real.to_reply();
     let client = BlockedClient::block(ctx, 0);
     link.when_all_done(move |overridden| client.reply(overridden.unwrap_or(real)));
     Answer::NoReply
