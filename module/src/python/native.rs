@@ -266,53 +266,11 @@ fn hook_trigger(
     keyprefix: Option<String>,
     inorder: bool,
 ) -> PyResult<CommandTrigger> {
-    let info = redis_calls::call(
-        py,
-        "COMMAND",
-        &[b"INFO".to_vec(), command.as_bytes().to_vec()],
-    );
-    let Ok(CallReply::Array(mut entries)) = info else {
-        return Err(gears_error("Can not override an unexisting command"));
-    };
-    let Some(CallReply::Array(entry)) = entries.pop() else {
-        return Err(gears_error("Can not override an unexisting command"));
-    };
-    let flags: Vec<String> = match entry.get(2) {
-        Some(CallReply::Array(flags)) => flags
-            .iter()
-            .filter_map(|f| match f {
-                CallReply::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    let number = |i: usize| match entry.get(i) {
-        Some(CallReply::Integer(n)) => *n,
-        _ => 0,
-    };
-    let (first_key, last_key, step) = (number(3), number(4), number(5));
-    if flags.iter().any(|f| f == "noscript") {
-        return Err(gears_error(
-            "Can not override a command which are not allowed inside a script",
-        ));
-    }
+    let (flags, first_key, last_key, step) = command_info(py, &command)
+        .ok_or_else(|| gears_error("Can not override an unexisting command"))?;
+    check_hookable(&flags, "override")?;
     if keyprefix.is_some() {
-        if flags.iter().any(|f| f == "movablekeys") {
-            return Err(gears_error(
-                "Can not override a command with moveable keys by key prefix",
-            ));
-        }
-        if first_key <= 0 {
-            return Err(gears_error(
-                "Can not override a command by key prefix with none positive first key",
-            ));
-        }
-        if step <= 0 {
-            return Err(gears_error(
-                "Can not override a command by key prefix with none positive jump",
-            ));
-        }
+        check_key_positions(&flags, first_key, step, "override")?;
     }
     let name = command.to_ascii_lowercase();
     // Hooks stack only on sync hooks (a non-sync one cannot run from inside another command).
@@ -370,30 +328,44 @@ fn command_info(py: Python<'_>, command: &str) -> Option<(Vec<String>, i64, i64,
     Some((flags, number(3), number(4), number(5)))
 }
 
-/// A command of KeysReader `commands=`, checked as readers.md §2.4 says.
-fn hooked_command_keys(py: Python<'_>, command: &str, prefix: &str) -> PyResult<CommandKeys> {
-    let (flags, first_key, last_key, step) =
-        command_info(py, command).ok_or_else(|| gears_error("bad reply on COMMAND command"))?;
+/// Commands that may not run from a script cannot be hooked; `verb` is how the reader words it
+/// (`override` for CommandReader hooks, `hook` for KeysReader `commands=`).
+fn check_hookable(flags: &[String], verb: &str) -> PyResult<()> {
     if flags.iter().any(|f| f == "noscript") {
-        return Err(gears_error(
-            "Can not hook a command which are not allowed inside a script",
-        ));
+        return Err(gears_error(&format!(
+            "Can not {verb} a command which are not allowed inside a script"
+        )));
     }
+    Ok(())
+}
+
+/// A command selected by key prefix needs fixed, positive key positions (COMMAND INFO).
+fn check_key_positions(flags: &[String], first_key: i64, step: i64, verb: &str) -> PyResult<()> {
     if flags.iter().any(|f| f == "movablekeys") {
-        return Err(gears_error(
-            "Can not hook a command with moveable keys by key prefix",
-        ));
+        return Err(gears_error(&format!(
+            "Can not {verb} a command with moveable keys by key prefix"
+        )));
     }
     if first_key <= 0 {
-        return Err(gears_error(
-            "Can not hook a command by key prefix with none positive first key",
-        ));
+        return Err(gears_error(&format!(
+            "Can not {verb} a command by key prefix with none positive first key"
+        )));
     }
     if step <= 0 {
+        // RedisGears words this one the same way for both readers.
         return Err(gears_error(
             "Can not override a command by key prefix with none positive jump",
         ));
     }
+    Ok(())
+}
+
+/// A command of KeysReader `commands=`, checked as readers.md §2.4 says.
+fn hooked_command_keys(py: Python<'_>, command: &str, prefix: &str) -> PyResult<CommandKeys> {
+    let (flags, first_key, last_key, step) =
+        command_info(py, command).ok_or_else(|| gears_error("bad reply on COMMAND command"))?;
+    check_hookable(&flags, "hook")?;
+    check_key_positions(&flags, first_key, step, "hook")?;
     if prefix.is_empty() {
         return Err(gears_error("Empty perfix given to command hooker"));
     }
