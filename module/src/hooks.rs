@@ -10,7 +10,7 @@ use std::sync::{Arc, LazyLock, RwLock};
 
 use redis_module::raw;
 
-use crate::registrations::{self, Registration, Trigger};
+use crate::registrations::{self, KeySpec, Registration, Trigger};
 
 /// Inserted after `RG.TRIGGER` in a rerouted call; no trigger name can start with a NUL byte
 /// sent by a client through the hook path.
@@ -134,18 +134,14 @@ pub fn take_skip() -> usize {
     SKIP.with(|s| s.replace(0))
 }
 
-/// Key positions (first, last, step) of a hooked command, from the registrations that hook it.
-fn key_spec(command: &str) -> Option<(i64, i64, i64)> {
+/// Key positions of a hooked command, from the registrations that hook it.
+fn key_spec(command: &str) -> Option<KeySpec> {
     registrations::all().iter().find_map(|r| match &r.trigger {
-        Trigger::Command(c) if c.name == command => {
-            c.hook.as_ref().map(|h| (h.first_key, h.last_key, h.step))
-        }
-        Trigger::Keys(k) => k.commands.as_ref().and_then(|commands| {
-            commands
-                .iter()
-                .find(|c| c.name == command)
-                .map(|c| (c.first_key, c.last_key, c.step))
-        }),
+        Trigger::Command(c) if c.name == command => c.hook.as_ref().map(|h| h.keys),
+        Trigger::Keys(k) => k
+            .commands
+            .as_ref()
+            .and_then(|commands| commands.iter().find(|c| c.name == command).map(|c| c.keys)),
         _ => None,
     })
 }
@@ -158,18 +154,14 @@ pub fn declare_keys(ctx: &redis_module::Context, argv: &[redis_module::RedisStri
         return;
     };
     let name = String::from_utf8_lossy(name.as_slice()).to_ascii_lowercase();
-    let Some((first, last, step)) = key_spec(&name) else {
+    let Some(keys) = key_spec(&name) else {
         return;
     };
-    let argc = (argv.len() - shift) as i64;
-    let last = if last < 0 { argc + last } else { last };
-    let mut i = first;
-    while i >= 1 && i <= last && i < argc {
+    for i in keys.positions(argv.len() - shift) {
         // SAFETY: a key-position request context, on the main thread.
         unsafe {
-            raw::RedisModule_KeyAtPos.unwrap()(ctx.ctx, (i as usize + shift) as i32);
+            raw::RedisModule_KeyAtPos.unwrap()(ctx.ctx, (i + shift) as i32);
         }
-        i += step.max(1);
     }
 }
 
@@ -194,20 +186,9 @@ fn prefix_matches(hook: &crate::registrations::Hook, args: &[Vec<u8>]) -> bool {
     let Some(prefix) = &hook.keyprefix else {
         return true;
     };
-    let argc = args.len() as i64 + 1;
-    let last = if hook.last_key < 0 {
-        argc + hook.last_key
-    } else {
-        hook.last_key
-    };
-    let mut i = hook.first_key;
-    while i <= last && i < argc {
-        if args[(i - 1) as usize].starts_with(prefix.as_bytes()) {
-            return true;
-        }
-        i += hook.step;
-    }
-    false
+    hook.keys
+        .positions(args.len() + 1)
+        .any(|i| args[i - 1].starts_with(prefix.as_bytes()))
 }
 
 /// The hooks of `command` (lower-cased), newest first, that apply to `args`, after skipping

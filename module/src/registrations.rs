@@ -78,41 +78,59 @@ pub struct CommandTrigger {
 }
 
 /// Which calls of a hooked command a hook takes: those with a key starting with `keyprefix`
-/// (all calls without one); key positions as COMMAND INFO gives them.
+/// (all calls without one).
 #[derive(Debug, Clone)]
 pub struct Hook {
     pub keyprefix: Option<String>,
-    pub first_key: i64,
-    pub last_key: i64,
+    pub keys: KeySpec,
+}
+
+/// Where a command's keys are, as COMMAND INFO gives it: the first and last key argument (a
+/// negative last counts from the end) and the step between keys.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpec {
+    pub first: i64,
+    pub last: i64,
     pub step: i64,
 }
 
-/// A command listed in `commands=`, with its key positions from COMMAND INFO.
+impl KeySpec {
+    /// The positions (1-based, the command name being 0) of the keys in a call of `argc`
+    /// arguments, command name included. A command without key (first < 1) has none.
+    pub fn positions(self, argc: usize) -> impl Iterator<Item = usize> {
+        let argc = argc as i64;
+        let last = if self.last < 0 {
+            argc + self.last
+        } else {
+            self.last
+        };
+        // No key at all when the command declares none: an empty range.
+        let end = if self.first >= 1 {
+            last.min(argc - 1)
+        } else {
+            0
+        };
+        (self.first.max(1)..=end)
+            .step_by(self.step.max(1) as usize)
+            .map(|i| i as usize)
+    }
+}
+
+/// A command listed in `commands=`, with its key positions.
 #[derive(Debug, Clone)]
 pub struct CommandKeys {
     /// Lower-cased.
     pub name: String,
-    pub first_key: i64,
-    pub last_key: i64,
-    pub step: i64,
+    pub keys: KeySpec,
 }
 
 impl CommandKeys {
     /// The key arguments of a call (`args` excludes the command name).
-    pub fn keys<'a>(&self, args: &'a [Vec<u8>]) -> Vec<&'a [u8]> {
-        let argc = args.len() as i64 + 1;
-        let last = if self.last_key < 0 {
-            argc + self.last_key
-        } else {
-            self.last_key
-        };
-        let mut keys = Vec::new();
-        let mut i = self.first_key;
-        while i >= 1 && i <= last && i < argc {
-            keys.push(args[(i - 1) as usize].as_slice());
-            i += self.step.max(1);
-        }
-        keys
+    pub fn key_args<'a>(&self, args: &'a [Vec<u8>]) -> Vec<&'a [u8]> {
+        self.keys
+            .positions(args.len() + 1)
+            .map(|i| args[i - 1].as_slice())
+            .collect()
     }
 }
 

@@ -20,7 +20,7 @@ fn taken(name: &str, args: &[Vec<u8>]) -> bool {
         Trigger::Keys(k) => k.commands.as_ref().is_some_and(|commands| {
             commands.iter().any(|c| {
                 c.name == name
-                    && c.keys(args)
+                    && c.key_args(args)
                         .iter()
                         .any(|key| prefix_matches(&k.prefix, key))
             })

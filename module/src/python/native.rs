@@ -21,8 +21,8 @@ use crate::readers::python::PythonReader;
 use crate::readers::stream::StreamReader;
 use crate::redis_calls::CallReply;
 use crate::registrations::{
-    self, CommandKeys, CommandTrigger, Hook, KeysTrigger, Mode, PendingRegistration, Trigger,
-    KEY_TYPES,
+    self, CommandKeys, CommandTrigger, Hook, KeySpec, KeysTrigger, Mode, PendingRegistration,
+    Trigger, KEY_TYPES,
 };
 use crate::sessions::Session;
 use crate::{config, ids, redis_calls};
@@ -266,11 +266,11 @@ fn hook_trigger(
     keyprefix: Option<String>,
     inorder: bool,
 ) -> PyResult<CommandTrigger> {
-    let (flags, first_key, last_key, step) = command_info(py, &command)
+    let (flags, keys) = command_info(py, &command)
         .ok_or_else(|| gears_error("Can not override an unexisting command"))?;
     check_hookable(&flags, "override")?;
     if keyprefix.is_some() {
-        check_key_positions(&flags, first_key, step, "override")?;
+        check_key_positions(&flags, keys, "override")?;
     }
     let name = command.to_ascii_lowercase();
     // Hooks stack only on sync hooks (a non-sync one cannot run from inside another command).
@@ -289,17 +289,12 @@ fn hook_trigger(
     Ok(CommandTrigger {
         name,
         inorder,
-        hook: Some(Hook {
-            keyprefix,
-            first_key,
-            last_key,
-            step,
-        }),
+        hook: Some(Hook { keyprefix, keys }),
     })
 }
 
-/// COMMAND INFO of `command`: (flags, first key, last key, step), None if unknown.
-fn command_info(py: Python<'_>, command: &str) -> Option<(Vec<String>, i64, i64, i64)> {
+/// COMMAND INFO of `command`: its flags and key positions, None if unknown.
+fn command_info(py: Python<'_>, command: &str) -> Option<(Vec<String>, KeySpec)> {
     let info = redis_calls::call(
         py,
         "COMMAND",
@@ -325,7 +320,12 @@ fn command_info(py: Python<'_>, command: &str) -> Option<(Vec<String>, i64, i64,
         Some(CallReply::Integer(n)) => *n,
         _ => 0,
     };
-    Some((flags, number(3), number(4), number(5)))
+    let keys = KeySpec {
+        first: number(3),
+        last: number(4),
+        step: number(5),
+    };
+    Some((flags, keys))
 }
 
 /// Commands that may not run from a script cannot be hooked; `verb` is how the reader words it
@@ -340,18 +340,18 @@ fn check_hookable(flags: &[String], verb: &str) -> PyResult<()> {
 }
 
 /// A command selected by key prefix needs fixed, positive key positions (COMMAND INFO).
-fn check_key_positions(flags: &[String], first_key: i64, step: i64, verb: &str) -> PyResult<()> {
+fn check_key_positions(flags: &[String], keys: KeySpec, verb: &str) -> PyResult<()> {
     if flags.iter().any(|f| f == "movablekeys") {
         return Err(gears_error(&format!(
             "Can not {verb} a command with moveable keys by key prefix"
         )));
     }
-    if first_key <= 0 {
+    if keys.first <= 0 {
         return Err(gears_error(&format!(
             "Can not {verb} a command by key prefix with none positive first key"
         )));
     }
-    if step <= 0 {
+    if keys.step <= 0 {
         // RedisGears words this one the same way for both readers.
         return Err(gears_error(
             "Can not override a command by key prefix with none positive jump",
@@ -362,18 +362,16 @@ fn check_key_positions(flags: &[String], first_key: i64, step: i64, verb: &str) 
 
 /// A command of KeysReader `commands=`, checked as readers.md §2.4 says.
 fn hooked_command_keys(py: Python<'_>, command: &str, prefix: &str) -> PyResult<CommandKeys> {
-    let (flags, first_key, last_key, step) =
+    let (flags, keys) =
         command_info(py, command).ok_or_else(|| gears_error("bad reply on COMMAND command"))?;
     check_hookable(&flags, "hook")?;
-    check_key_positions(&flags, first_key, step, "hook")?;
+    check_key_positions(&flags, keys, "hook")?;
     if prefix.is_empty() {
         return Err(gears_error("Empty perfix given to command hooker"));
     }
     Ok(CommandKeys {
         name: command.to_ascii_lowercase(),
-        first_key,
-        last_key,
-        step,
+        keys,
     })
 }
 
