@@ -841,21 +841,8 @@ fn execute_command(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyA
         .map_err(|_| gears_error("the given command must be a string"))?
         .to_str()?
         .to_string();
-    let mut call_args: Vec<Vec<u8>> = Vec::with_capacity(args.len() - 1);
-    for arg in args.iter().skip(1) {
-        if let Ok(b) = arg.cast::<pyo3::types::PyBytes>() {
-            call_args.push(b.as_bytes().to_vec());
-        } else if let Ok(b) = arg.cast::<pyo3::types::PyByteArray>() {
-            call_args.push(b.to_vec());
-        } else {
-            call_args.push(arg.str()?.to_str()?.as_bytes().to_vec());
-        }
-    }
-    let reply = redis_calls::call(py, &command, &call_args);
-    match reply {
-        Ok(value) => Ok(redis_calls::value_to_py(py, value)?.unbind()),
-        Err(message) => Err(gears_error(&message)),
-    }
+    let call_args = command_args(args.iter().skip(1))?;
+    reply_to_py(py, redis_calls::call(py, &command, &call_args))
 }
 
 /// `configGet(key)`: a user-defined ("extra") configuration value, or None.
@@ -974,15 +961,22 @@ fn call_next(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
         return Err(gears_error("Failed executing command"));
     };
     let command = String::from_utf8_lossy(command).into_owned();
-    let mut call_args = Vec::with_capacity(args.len());
-    for arg in args.iter() {
-        call_args.push(command_arg(&arg)?);
-    }
+    let call_args = command_args(args.iter())?;
     let reply = crate::hooks::skipping(hook.skip, || redis_calls::call(py, &command, &call_args));
+    reply_to_py(py, reply)
+}
+
+/// The reply of a command called from Python, its error as a `GearsError`.
+fn reply_to_py(py: Python<'_>, reply: Result<CallReply, String>) -> PyResult<Py<PyAny>> {
     match reply {
         Ok(value) => Ok(redis_calls::value_to_py(py, value)?.unbind()),
         Err(message) => Err(gears_error(&message)),
     }
+}
+
+/// Command arguments from Python, each as `command_arg` converts it.
+fn command_args<'py>(args: impl Iterator<Item = Bound<'py, PyAny>>) -> PyResult<Vec<Vec<u8>>> {
+    args.map(|arg| command_arg(&arg)).collect()
 }
 
 /// A command argument from Python: bytes as they are, anything else as `str(arg)`.
