@@ -58,30 +58,26 @@ pub fn exact_key_record(
 ) -> Record {
     crate::python::context::opening_keys(|| {
         let name = RedisString::create_from_slice(std::ptr::null_mut(), name);
-        match content {
-            KeyContent::Nothing => Record::Null,
-            KeyContent::Names => key_record(name.as_slice().to_vec(), None, event),
-            KeyContent::Values => {
-                let key = ctx.open_key(&name);
-                let value = read_value(ctx, &name, &key);
-                key_record(name.as_slice().to_vec(), Some(value), event)
-            }
-        }
+        // Only the values need the key open.
+        let key = matches!(content, KeyContent::Values).then(|| ctx.open_key(&name));
+        content_record(ctx, content, &name, key.as_ref(), event)
     })
 }
 
-fn scanned_record(
+/// The record of one key, holding what `content` asks for; a missing `key` reads as empty.
+fn content_record(
     ctx: &Context,
     content: KeyContent,
     name: &RedisString,
     key: Option<&RedisKey>,
+    event: Option<&str>,
 ) -> Record {
     match content {
         KeyContent::Nothing => Record::Null,
-        KeyContent::Names => key_record(name.as_slice().to_vec(), None, None),
+        KeyContent::Names => key_record(name.as_slice().to_vec(), None, event),
         KeyContent::Values => {
             let value = key.map_or(KeyValue::Empty, |k| read_value(ctx, name, k));
-            key_record(name.as_slice().to_vec(), Some(value), None)
+            key_record(name.as_slice().to_vec(), Some(value), event)
         }
     }
 }
@@ -100,7 +96,7 @@ impl Reader for KeysReader {
         }
         Ok(self
             .scan
-            .next_chunk(|ctx, name, key| scanned_record(ctx, content, name, key)))
+            .next_chunk(|ctx, name, key| content_record(ctx, content, name, key, None)))
     }
 }
 
