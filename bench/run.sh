@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 ci/setup.sh
 export PYO3_PYTHON=/usr/bin/python3.11
 cargo build --release -p redisgears -p gears-bench
+target/release/reqs-install "$@"
 exec target/release/gears-bench "$@"

@@ -7,6 +7,7 @@
 //! It never depends on redis-module or pyo3.
 
 pub mod index;
+pub mod install;
 pub mod metadata;
 pub mod ranges;
 pub mod requirement;

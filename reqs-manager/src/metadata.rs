@@ -77,12 +77,20 @@ impl CoreMetadata {
 
     /// Reads `<name>-<version>.dist-info/METADATA` out of a wheel archive.
     pub fn from_wheel(bytes: &[u8], wheel_filename: &str) -> Result<Self, MetadataError> {
+        Self::from_wheel_reader(std::io::Cursor::new(bytes), wheel_filename)
+    }
+
+    /// As [`CoreMetadata::from_wheel`], from a file or any seekable reader.
+    pub fn from_wheel_reader(
+        reader: impl std::io::Read + std::io::Seek,
+        wheel_filename: &str,
+    ) -> Result<Self, MetadataError> {
         let archive_error = |reason: String| MetadataError::Archive {
             source_name: wheel_filename.to_string(),
             reason,
         };
-        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-            .map_err(|err| archive_error(err.to_string()))?;
+        let mut archive =
+            zip::ZipArchive::new(reader).map_err(|err| archive_error(err.to_string()))?;
         let path = dist_info_metadata_path(&archive)
             .ok_or_else(|| archive_error("it has no *.dist-info/METADATA".into()))?;
         let mut file = archive

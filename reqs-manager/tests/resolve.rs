@@ -40,6 +40,7 @@ fn index(url: Option<&str>, find_links: Option<&std::path::Path>) -> PackageInde
         index_url: url.map(str::to_string),
         find_links: find_links.map(|p| p.to_path_buf()),
         http: fast_http(),
+        cache: None,
     })
     .unwrap()
 }
@@ -236,6 +237,7 @@ fn a_slow_index_times_out_and_a_closed_port_is_unreachable() {
         index_url: Some(server.url.clone()),
         find_links: None,
         http: options,
+        cache: None,
     })
     .unwrap();
     let err = error(resolve(&slow, &["tiny"]));
@@ -283,6 +285,7 @@ fn garbage_pages_are_refused_with_the_page_named() {
             max_body_bytes: 1024,
             ..fast_http()
         },
+        cache: None,
     })
     .unwrap();
     let err = error(resolve(&small, &["tiny"]));
@@ -577,6 +580,7 @@ fn the_public_index_when_reachable() {
             timeout: Duration::from_secs(30),
             ..HttpOptions::default()
         },
+        cache: None,
     })
     .unwrap();
     match resolve(&index, &["six==1.16.0"]) {

@@ -174,6 +174,32 @@ impl HttpClient {
         Ok(result)
     }
 
+    /// Streams the body of `url` into `out` (no caching): how wheels reach the wheels cache.
+    pub fn download_to(&self, url: &Url, out: &mut dyn std::io::Write) -> Result<u64, HttpError> {
+        let (final_url, mut response) =
+            self.send_following_redirects(url, "*/*", &HeaderMap::new())?;
+        let limit = self.options.max_body_bytes;
+        if response.content_length().is_some_and(|len| len > limit) {
+            return Err(HttpError::TooLarge {
+                url: final_url.to_string(),
+                limit,
+            });
+        }
+        let mut limited = std::io::Read::take(&mut response, limit + 1);
+        let copied = std::io::copy(&mut limited, out).map_err(|err| HttpError::Unreachable {
+            url: final_url.to_string(),
+            attempts: 1,
+            reason: format!("the download broke off: {err}"),
+        })?;
+        if copied > limit {
+            return Err(HttpError::TooLarge {
+                url: final_url.to_string(),
+                limit,
+            });
+        }
+        Ok(copied)
+    }
+
     fn read_body(
         &self,
         response: reqwest::blocking::Response,

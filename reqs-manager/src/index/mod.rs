@@ -46,6 +46,8 @@ pub enum IndexError {
     ReadFile { file: String, reason: String },
     #[error("the index answered {url} with content type '{content_type}', which is not a simple-API page")]
     UnknownContentType { url: String, content_type: String },
+    #[error(transparent)]
+    Cache(#[from] wheels_cache::CacheError),
     #[error("invalid index URL '{url}': {reason}")]
     BadIndexUrl { url: String, reason: String },
 }
@@ -58,6 +60,8 @@ pub struct IndexOptions {
     /// A local wheelhouse consulted before the index.
     pub find_links: Option<PathBuf>,
     pub http: HttpOptions,
+    /// Where fetched wheels are kept; metadata is read from cached wheels without a download.
+    pub cache: Option<wheels_cache::WheelsCache>,
 }
 
 /// The find-links directory and the index, behind one question: which files does a project have?
@@ -65,6 +69,7 @@ pub struct PackageIndex {
     index_url: Option<Url>,
     find_links: Option<PathBuf>,
     http: HttpClient,
+    cache: Option<wheels_cache::WheelsCache>,
 }
 
 impl PackageIndex {
@@ -94,7 +99,13 @@ impl PackageIndex {
             index_url,
             find_links: options.find_links,
             http: HttpClient::new(options.http)?,
+            cache: options.cache,
         })
+    }
+
+    /// The wheels cache, when one is configured.
+    pub fn cache(&self) -> Option<&wheels_cache::WheelsCache> {
+        self.cache.as_ref()
     }
 
     fn sources(&self) -> String {
@@ -242,11 +253,78 @@ impl PackageIndex {
             let name = format!("{}.metadata", file.filename);
             return Ok((CoreMetadata::parse(&response.body, &name)?, None));
         }
+        if self.cache.is_some() {
+            let wheel = self.fetch_cached(file)?;
+            let metadata = CoreMetadata::from_wheel_reader(wheel.file, &file.filename)?;
+            return Ok((metadata, Sha256Hex::parse(&wheel.sha256)));
+        }
         let (bytes, sha256) = self.fetch(file)?;
         Ok((
             CoreMetadata::from_wheel(&bytes, &file.filename)?,
             Some(sha256),
         ))
+    }
+
+    /// The wheel from the cache, downloading it (hashed while it streams in, checked against the
+    /// index's hash) when it is not there or no longer intact. Wheels of the find-links directory
+    /// are copied in the same way, so they are hashed once and recorded.
+    pub fn fetch_cached(&self, file: &DistFile) -> Result<wheels_cache::CachedWheel, IndexError> {
+        let cache = self.cache.as_ref().ok_or_else(|| IndexError::ReadFile {
+            file: file.filename.clone(),
+            reason: "no wheels cache is configured".into(),
+        })?;
+        let project = file
+            .filename
+            .parse::<WheelName>()
+            .map(|w| w.name.to_string())
+            .unwrap_or_else(|_| file.filename.clone());
+        let known = file
+            .sha256
+            .as_ref()
+            .map(|s| s.to_string())
+            .or_else(|| cache.lookup(&project, &file.filename));
+        if let Some(sha) = &known {
+            if let Some(hit) = cache.get(sha)? {
+                return Ok(hit);
+            }
+        }
+        // One download per wheel per host, whichever shard asks first.
+        let lock_key = Sha256Hex::of(file.location.to_string().as_bytes()).to_string();
+        let _lock = cache.lock(&lock_key)?;
+        let known = known.or_else(|| cache.lookup(&project, &file.filename));
+        if let Some(sha) = &known {
+            if let Some(hit) = cache.get(sha)? {
+                return Ok(hit);
+            }
+        }
+        let what = file.location.to_string();
+        let expected = file.sha256.as_ref().map(|s| s.as_str());
+        let wheel = cache
+            .insert_with(expected, &what, |out| match &file.location {
+                FileLocation::Url(url) => self
+                    .http
+                    .download_to(url, out)
+                    .map(|_| ())
+                    .map_err(|err| err.to_string()),
+                FileLocation::Path(path) => std::fs::File::open(path)
+                    .and_then(|mut f| std::io::copy(&mut f, out))
+                    .map(|_| ())
+                    .map_err(|err| format!("{} could not be read: {err}", path.display())),
+            })
+            .map_err(|err| match err {
+                wheels_cache::CacheError::HashMismatch {
+                    what,
+                    expected,
+                    actual,
+                } => IndexError::HashMismatch {
+                    file: what,
+                    expected,
+                    actual,
+                },
+                other => IndexError::Cache(other),
+            })?;
+        cache.record(&project, &file.filename, &wheel.sha256)?;
+        Ok(wheel)
     }
 }
 

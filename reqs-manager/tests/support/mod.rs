@@ -152,6 +152,8 @@ pub struct Behaviour {
     /// Every request: (path, If-None-Match header).
     pub log: Vec<(String, Option<String>)>,
     pub not_modified: u32,
+    /// Send only the first half of every wheel, announcing its full length.
+    pub truncate_files: bool,
 }
 
 /// The running index.
@@ -178,6 +180,7 @@ impl TestIndex {
             etag: false,
             log: Vec::new(),
             not_modified: 0,
+            truncate_files: false,
         }));
         let thread = {
             let server = server.clone();
@@ -342,6 +345,17 @@ fn respond(b: &mut Behaviour, path: &str, if_none_match: Option<String>) -> Repl
                 } else {
                     served.bytes.clone()
                 };
+                if b.truncate_files && !want_metadata {
+                    let full = data.len();
+                    let half = data[..full / 2].to_vec();
+                    return tiny_http::Response::new(
+                        200.into(),
+                        Vec::new(),
+                        std::io::Cursor::new(half),
+                        Some(full),
+                        None,
+                    );
+                }
                 return tiny_http::Response::from_data(data);
             }
         }
@@ -408,4 +422,87 @@ fn metadata_sha(f: &Served) -> String {
     f.announced_metadata_sha256
         .clone()
         .unwrap_or_else(|| Sha256Hex::of(f.metadata.as_bytes()).to_string())
+}
+
+/// A wheel assembled entry by entry, RECORD generated from the entries (unless given), for the
+/// malicious and broken archives.
+pub struct RawWheel {
+    pub entries: Vec<(String, Vec<u8>, u32)>,
+    pub symlinks: Vec<(String, String)>,
+    pub record: Option<String>,
+    pub unlisted: Vec<String>,
+}
+
+impl RawWheel {
+    /// A valid `name-version` wheel with one module.
+    pub fn new(name: &str, version: &str) -> Self {
+        let dist_info = format!("{name}-{version}.dist-info");
+        RawWheel {
+            entries: vec![
+                (
+                    format!("{name}/__init__.py"),
+                    format!("VERSION = '{version}'\n").into_bytes(),
+                    0o644,
+                ),
+                (
+                    format!("{dist_info}/METADATA"),
+                    format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+                        .into_bytes(),
+                    0o644,
+                ),
+                (
+                    format!("{dist_info}/WHEEL"),
+                    b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec(),
+                    0o644,
+                ),
+            ],
+            symlinks: Vec::new(),
+            record: None,
+            unlisted: Vec::new(),
+        }
+    }
+
+    pub fn entry(mut self, name: &str, bytes: &[u8], mode: u32) -> Self {
+        self.entries.push((name.to_string(), bytes.to_vec(), mode));
+        self
+    }
+
+    pub fn build(&self, dist_info: &str) -> Vec<u8> {
+        use base64::Engine;
+        use sha2::Digest;
+        let mut buffer = std::io::Cursor::new(Vec::new());
+        {
+            let mut zip = zip::ZipWriter::new(&mut buffer);
+            let mut record = String::new();
+            for (name, bytes, mode) in &self.entries {
+                let options = zip::write::SimpleFileOptions::default().unix_permissions(*mode);
+                zip.start_file(name.as_str(), options).unwrap();
+                zip.write_all(bytes).unwrap();
+                if !self.unlisted.contains(name) {
+                    let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .encode(sha2::Sha256::digest(bytes));
+                    record.push_str(&format!("{name},sha256={digest},{}\n", bytes.len()));
+                }
+            }
+            for (name, target) in &self.symlinks {
+                zip.add_symlink(
+                    name.as_str(),
+                    target.as_str(),
+                    zip::write::SimpleFileOptions::default(),
+                )
+                .unwrap();
+                record.push_str(&format!("{name},,\n"));
+            }
+            record.push_str(&format!("{dist_info}/RECORD,,\n"));
+            let record = self.record.clone().unwrap_or(record);
+            zip.start_file(
+                format!("{dist_info}/RECORD"),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
+            zip.write_all(record.as_bytes()).unwrap();
+            zip.finish().unwrap();
+        }
+        buffer.into_inner()
+    }
 }
