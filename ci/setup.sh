@@ -9,6 +9,7 @@ packages=(
   python3.11-dev libpython3.11-dev  # the embedded CPython and its headers
   python3-cloudpickle           # callables that travel (registrations, cluster) are cloudpickled
   python3-venv
+  python3-pip python3-setuptools python3-wheel  # pip wheel builds source-only requirements
 )
 
 missing=()

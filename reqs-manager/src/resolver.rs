@@ -162,6 +162,8 @@ impl<'a> Resolver<'a> {
 struct Candidate {
     file: DistFile,
     rank: usize,
+    /// A source distribution: a wheel is built from it when its metadata is needed.
+    needs_build: bool,
 }
 
 /// What a project offers the target.
@@ -180,6 +182,8 @@ struct Provider<'r, 'a> {
     metadata: RefCell<HashMap<(PackageName, Version), Rc<CoreMetadata>>>,
     hashes: RefCell<HashMap<(PackageName, Version), Sha256Hex>>,
     allow_pre: RefCell<HashSet<PackageName>>,
+    /// Wheels built from source distributions, which replace them in the result.
+    built: RefCell<HashMap<(PackageName, Version), DistFile>>,
     warnings: RefCell<Vec<String>>,
 }
 
@@ -199,6 +203,7 @@ impl<'r, 'a> Provider<'r, 'a> {
             metadata: RefCell::default(),
             hashes: RefCell::default(),
             allow_pre: RefCell::default(),
+            built: RefCell::default(),
             warnings: RefCell::default(),
         }
     }
@@ -229,9 +234,15 @@ impl<'r, 'a> Provider<'r, 'a> {
             .pins
             .get(name)
             .map(|pins| pins.iter().flat_map(|(_, hashes)| hashes).collect());
+        let mut sdists: BTreeMap<Version, DistFile> = BTreeMap::new();
         for file in files {
             let Ok(wheel) = file.filename.parse::<WheelName>() else {
-                continue; // sdists and stray files: only wheels are installable
+                if let Some(version) = sdist_version(&file.filename, name) {
+                    if !file.yanked {
+                        sdists.entry(version).or_insert(file);
+                    }
+                }
+                continue;
             };
             if &wheel.name != name {
                 continue;
@@ -263,9 +274,39 @@ impl<'r, 'a> Provider<'r, 'a> {
                         .get(&version)
                         .is_none_or(|c| rank < c.rank);
                     if better {
-                        candidates.usable.insert(version, Candidate { file, rank });
+                        candidates.usable.insert(
+                            version,
+                            Candidate {
+                                file,
+                                rank,
+                                needs_build: false,
+                            },
+                        );
                     }
                 }
+            }
+        }
+        // A version with no usable wheel falls back to its source distribution.
+        for (version, file) in sdists {
+            if candidates.usable.contains_key(&version) {
+                continue;
+            }
+            let requires_python_ok = file
+                .requires_python
+                .as_ref()
+                .is_none_or(|rp| rp.contains(&self.resolver.python_version));
+            if self.resolver.index.can_build() && requires_python_ok {
+                let candidate = Candidate {
+                    file,
+                    rank: usize::MAX,
+                    needs_build: true,
+                };
+                candidates.usable.insert(version, candidate);
+            } else if requires_python_ok {
+                reasons.entry(version).or_default().push(format!(
+                    "only the source distribution {} (building is off)",
+                    file.filename
+                ));
             }
         }
         for (version, why) in reasons {
@@ -296,10 +337,17 @@ impl<'r, 'a> Provider<'r, 'a> {
             .usable
             .get(version)
             .expect("pubgrub only asks for versions we offered");
-        let (metadata, sha256) = self.resolver.index.metadata(&candidate.file)?;
+        let file = if candidate.needs_build {
+            let built = self.resolver.index.build_wheel(&candidate.file)?;
+            self.built.borrow_mut().insert(key.clone(), built.clone());
+            built
+        } else {
+            candidate.file.clone()
+        };
+        let (metadata, sha256) = self.resolver.index.metadata(&file)?;
         if &metadata.name != name || &metadata.version != version {
             return Err(ResolveError::MetadataMismatch {
-                file: candidate.file.filename.clone(),
+                file: file.filename.clone(),
                 found: format!("{} {}", metadata.name, metadata.version),
                 expected: format!("{name} {version}"),
             });
@@ -350,8 +398,13 @@ impl<'r, 'a> Provider<'r, 'a> {
         for (pkg, version) in selected {
             let Pkg::Dist(name) = pkg else { continue };
             let candidates = self.candidates(&name)?;
-            let mut file = candidates.usable[&version].file.clone();
             let metadata = self.metadata(&name, &version)?;
+            let built = self
+                .built
+                .borrow()
+                .get(&(name.clone(), version.clone()))
+                .cloned();
+            let mut file = built.unwrap_or_else(|| candidates.usable[&version].file.clone());
             if file.sha256.is_none() {
                 file.sha256 = self
                     .hashes
@@ -521,4 +574,14 @@ impl DependencyProvider for Provider<'_, '_> {
         }
         Ok(Dependencies::Available(constraints.0.into_iter().collect()))
     }
+}
+
+/// The version of a source distribution file of project `name` (`name-1.0.tar.gz`, `.zip`).
+fn sdist_version(filename: &str, name: &PackageName) -> Option<Version> {
+    let stem = filename
+        .strip_suffix(".tar.gz")
+        .or_else(|| filename.strip_suffix(".zip"))?;
+    let (project, version) = stem.rsplit_once('-')?;
+    let project: PackageName = project.parse().ok()?;
+    (&project == name).then(|| version.parse().ok()).flatten()
 }

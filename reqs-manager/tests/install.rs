@@ -39,6 +39,7 @@ fn cached_index(url: &str, cache: &Path) -> PackageIndex {
             ..HttpOptions::default()
         },
         cache: Some(WheelsCache::open(cache).unwrap()),
+        build_python: build_python(),
     })
     .unwrap()
 }
@@ -501,4 +502,221 @@ fn a_full_disk_fails_cleanly() {
         .unwrap_err();
     assert!(err.to_string().contains("No space left on device"), "{err}");
     assert!(listing(&mount_point.path().join("cache/tmp")).is_empty());
+}
+
+/// The interpreter wheels are built with: the module's (Debian's python3.11) when present.
+fn build_python() -> Option<std::path::PathBuf> {
+    ["/usr/bin/python3.11", "/usr/bin/python3"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// A setuptools source distribution `name-version.tar.gz`, made with tar.
+fn sdist(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    body: &str,
+    requires: &[&str],
+) -> (String, Vec<u8>) {
+    let root = dir.join(format!("{name}-{version}"));
+    std::fs::create_dir_all(root.join(name)).unwrap();
+    std::fs::write(root.join(name).join("__init__.py"), body).unwrap();
+    std::fs::write(
+        root.join("setup.py"),
+        format!(
+            "from setuptools import setup\nsetup(name={name:?}, version={version:?}, packages=[{name:?}], install_requires={requires:?})\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("PKG-INFO"),
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
+    )
+    .unwrap();
+    let filename = format!("{name}-{version}.tar.gz");
+    let status = std::process::Command::new("tar")
+        .args(["czf", &filename, &format!("{name}-{version}")])
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    (
+        filename.clone(),
+        std::fs::read(dir.join(&filename)).unwrap(),
+    )
+}
+
+#[test]
+fn source_only_projects_are_built_once_and_cached() {
+    let python = build_python().expect("an interpreter to build with");
+    let setuptools_ok = std::process::Command::new(&python)
+        .args(["-c", "import setuptools, wheel"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        setuptools_ok,
+        "{} needs setuptools and wheel (ci/setup.sh installs them)",
+        python.display()
+    );
+    let server = TestIndex::start(Format::Html);
+    server.add(&wheel("tiny", "0.2"));
+    let work = tempfile::tempdir().unwrap();
+    let (filename, bytes) = sdist(
+        work.path(),
+        "srconly",
+        "1.5",
+        "VERSION = 'built'\n",
+        &["tiny"],
+    );
+    server.with(|b| {
+        b.projects
+            .entry("srconly".into())
+            .or_default()
+            .push(support::Served {
+                filename,
+                announced_sha256: Some(Sha256Hex::of(&bytes).to_string()),
+                bytes,
+                metadata: String::new(),
+                yanked: false,
+                requires_python: None,
+                offer_metadata: false,
+                announced_metadata_sha256: None,
+            })
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let site = tempfile::tempdir().unwrap();
+    let mut installed = resolve_and_install(
+        &cached_index(&server.url, cache.path()),
+        &["srconly"],
+        site.path(),
+    )
+    .unwrap();
+    installed.sort();
+    assert_eq!(installed, ["srconly==1.5", "tiny==0.2"]);
+    assert_eq!(
+        python_import(site.path(), "import srconly; print(srconly.VERSION)"),
+        "built"
+    );
+    let builds = listing(&cache.path().join("builds"));
+    assert_eq!(builds.len(), 1, "{builds:?}");
+
+    // A second shard: the built wheel comes from the cache, nothing is downloaded or built.
+    let downloads = server
+        .requests()
+        .iter()
+        .filter(|p| p.starts_with("/files/"))
+        .count();
+    let recorded = std::fs::metadata(cache.path().join("builds").join(&builds[0]))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let second = tempfile::tempdir().unwrap();
+    resolve_and_install(
+        &cached_index(&server.url, cache.path()),
+        &["srconly"],
+        second.path(),
+    )
+    .unwrap();
+    assert_eq!(
+        server
+            .requests()
+            .iter()
+            .filter(|p| p.starts_with("/files/"))
+            .count(),
+        downloads
+    );
+    assert_eq!(
+        std::fs::metadata(cache.path().join("builds").join(&builds[0]))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        recorded
+    );
+
+    // A source distribution that does not build says so, with pip's last words.
+    let (filename, bytes) = sdist(work.path(), "broken_src", "1.0", "", &[]);
+    let _ = filename;
+    let broken_dir = work.path().join("broken_src-1.0");
+    std::fs::write(
+        broken_dir.join("setup.py"),
+        "raise SystemExit('this package cannot be built')\n",
+    )
+    .unwrap();
+    let _ = bytes;
+    let status = std::process::Command::new("tar")
+        .args(["czf", "broken_src-1.0.tar.gz", "broken_src-1.0"])
+        .current_dir(work.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = std::fs::read(work.path().join("broken_src-1.0.tar.gz")).unwrap();
+    server.with(|b| {
+        b.projects
+            .entry("broken-src".into())
+            .or_default()
+            .push(support::Served {
+                filename: "broken_src-1.0.tar.gz".into(),
+                announced_sha256: Some(Sha256Hex::of(&bytes).to_string()),
+                bytes,
+                metadata: String::new(),
+                yanked: false,
+                requires_python: None,
+                offer_metadata: false,
+                announced_metadata_sha256: None,
+            })
+    });
+    let err = resolve_and_install(
+        &cached_index(&server.url, cache.path()),
+        &["broken-src"],
+        site.path(),
+    )
+    .unwrap_err();
+    assert!(
+        err.starts_with("building a wheel from broken_src-1.0.tar.gz failed: pip exited with"),
+        "{err}"
+    );
+    assert!(err.contains("this package cannot be built"), "{err}");
+}
+
+#[test]
+fn shards_filling_one_cache_at_once_download_each_wheel_once() {
+    let server = TestIndex::start(Format::Json);
+    populate(&server);
+    let cache = tempfile::tempdir().unwrap();
+    let sites: Vec<tempfile::TempDir> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
+    std::thread::scope(|scope| {
+        for site in &sites {
+            let (url, cache) = (server.url.clone(), cache.path().to_path_buf());
+            scope.spawn(move || {
+                // Each "shard" has its own client and its own handle on the cache.
+                resolve_and_install(&cached_index(&url, &cache), &["app"], site.path()).unwrap();
+            });
+        }
+    });
+    let mut downloads: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|p| p.starts_with("/files/"))
+        .collect();
+    downloads.sort();
+    assert_eq!(
+        downloads,
+        [
+            "/files/app-1.0-py3-none-any.whl",
+            "/files/lib_core-2.0-py3-none-any.whl",
+            "/files/tiny-0.2-py3-none-any.whl"
+        ]
+    );
+    for site in &sites {
+        assert_eq!(
+            python_import(
+                site.path(),
+                "import app, tiny; print(app.VERSION, tiny.VERSION)"
+            ),
+            "1.0 0.2"
+        );
+    }
+    assert!(listing(&cache.path().join("tmp")).is_empty());
 }

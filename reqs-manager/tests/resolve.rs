@@ -41,6 +41,7 @@ fn index(url: Option<&str>, find_links: Option<&std::path::Path>) -> PackageInde
         find_links: find_links.map(|p| p.to_path_buf()),
         http: fast_http(),
         cache: None,
+        build_python: None,
     })
     .unwrap()
 }
@@ -238,6 +239,7 @@ fn a_slow_index_times_out_and_a_closed_port_is_unreachable() {
         find_links: None,
         http: options,
         cache: None,
+        build_python: None,
     })
     .unwrap();
     let err = error(resolve(&slow, &["tiny"]));
@@ -286,6 +288,7 @@ fn garbage_pages_are_refused_with_the_page_named() {
             ..fast_http()
         },
         cache: None,
+        build_python: None,
     })
     .unwrap();
     let err = error(resolve(&small, &["tiny"]));
@@ -555,7 +558,26 @@ fn requires_python_and_yanked_files_are_left_out() {
     let res = resolve(&index, &["modern"]).unwrap();
     assert_eq!(pins(&res), ["modern==1.0"]);
 
+    server.with(|b| {
+        b.projects
+            .entry("modern".into())
+            .or_default()
+            .push(support::Served {
+                filename: "modern-5.0.tar.gz".into(),
+                bytes: b"not built here".to_vec(),
+                metadata: String::new(),
+                yanked: false,
+                requires_python: None,
+                offer_metadata: false,
+                announced_sha256: None,
+                announced_metadata_sha256: None,
+            })
+    });
     let err = error(resolve(&index, &["modern>=2"]));
+    assert!(
+        err.contains("5.0: only the source distribution modern-5.0.tar.gz (building is off)"),
+        "{err}"
+    );
     assert!(err.contains("2.0: requires Python >=3.12"), "{err}");
     assert!(err.contains("4.0: yanked"), "{err}");
     assert!(err.contains("requires Python >=3.13"), "{err}");
@@ -581,6 +603,7 @@ fn the_public_index_when_reachable() {
             ..HttpOptions::default()
         },
         cache: None,
+        build_python: None,
     })
     .unwrap();
     match resolve(&index, &["six==1.16.0"]) {

@@ -6,6 +6,7 @@
 //!   is found by name without asking the index for its hash again;
 //! - `unpacked/<64 hex>/`: the installer's verified, read-only unpacked copy of a wheel, which
 //!   installs hard-link from;
+//! - `builds/<64 hex>`: for a source distribution (by its hash), the wheel built from it once;
 //! - `tmp/`: downloads in progress (same file system, so the final rename is atomic);
 //! - `locks/<key>.lock`: advisory file locks, so two shards filling the cache at once download a
 //!   wheel once and never see a half-written file.
@@ -81,7 +82,7 @@ impl WheelsCache {
     /// Opens (creating if needed) a store at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, CacheError> {
         let root = root.into();
-        for dir in ["sha256", "by-name", "tmp", "locks", "unpacked"] {
+        for dir in ["sha256", "by-name", "tmp", "locks", "unpacked", "builds"] {
             let path = root.join(dir);
             fs::create_dir_all(&path).map_err(io_error("creating", &path))?;
         }
@@ -207,6 +208,39 @@ impl WheelsCache {
             .join(safe_component(filename).ok()?);
         let text = fs::read_to_string(path).ok()?;
         checked_hash(text.trim()).ok()
+    }
+
+    /// Records that the source distribution with hash `sdist_sha256` built into the wheel
+    /// `wheel_filename` with hash `wheel_sha256`.
+    pub fn record_build(
+        &self,
+        sdist_sha256: &str,
+        wheel_filename: &str,
+        wheel_sha256: &str,
+    ) -> Result<(), CacheError> {
+        let sdist = checked_hash(sdist_sha256)?;
+        let wheel = checked_hash(wheel_sha256)?;
+        let filename = safe_component(wheel_filename)?;
+        let dir = self.root.join("builds");
+        let path = dir.join(&sdist);
+        let mut temp =
+            tempfile::NamedTempFile::new_in(&dir).map_err(io_error("creating a file in", &dir))?;
+        temp.write_all(format!("{wheel} {filename}").as_bytes())
+            .map_err(io_error("writing", temp.path()))?;
+        temp.persist(&path)
+            .map_err(|err| io_error("renaming into", &path)(err.error))?;
+        Ok(())
+    }
+
+    /// The wheel (file name, hash) built from the source distribution with this hash, if any.
+    pub fn lookup_build(&self, sdist_sha256: &str) -> Option<(String, String)> {
+        let sdist = checked_hash(sdist_sha256).ok()?;
+        let text = fs::read_to_string(self.root.join("builds").join(sdist)).ok()?;
+        let (sha, filename) = text.trim().split_once(' ')?;
+        Some((
+            safe_component(filename).ok()?.to_string(),
+            checked_hash(sha).ok()?,
+        ))
     }
 
     /// Takes the host-wide lock named `key` (blocking until other holders, in this or another

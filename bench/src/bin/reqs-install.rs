@@ -165,6 +165,7 @@ fn ours(url: &str, cache: &Path, site: &Path) -> usize {
         find_links: None,
         http: HttpOptions::default(),
         cache: Some(wheels_cache::WheelsCache::open(cache).unwrap()),
+        build_python: None,
     })
     .unwrap();
     let target = TargetPython::host((3, 11, 2));

@@ -48,6 +48,8 @@ pub enum IndexError {
     UnknownContentType { url: String, content_type: String },
     #[error(transparent)]
     Cache(#[from] wheels_cache::CacheError),
+    #[error("building a wheel from {sdist} failed: {reason}")]
+    Build { sdist: String, reason: String },
     #[error("invalid index URL '{url}': {reason}")]
     BadIndexUrl { url: String, reason: String },
 }
@@ -62,6 +64,9 @@ pub struct IndexOptions {
     pub http: HttpOptions,
     /// Where fetched wheels are kept; metadata is read from cached wheels without a download.
     pub cache: Option<wheels_cache::WheelsCache>,
+    /// The interpreter whose pip builds wheels of projects that only publish a source
+    /// distribution (`None`: such projects cannot be installed). Needs `cache`.
+    pub build_python: Option<PathBuf>,
 }
 
 /// The find-links directory and the index, behind one question: which files does a project have?
@@ -70,7 +75,11 @@ pub struct PackageIndex {
     find_links: Option<PathBuf>,
     http: HttpClient,
     cache: Option<wheels_cache::WheelsCache>,
+    build_python: Option<PathBuf>,
 }
+
+/// How long a wheel build may take before it is stopped.
+const BUILD_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl PackageIndex {
     pub fn new(options: IndexOptions) -> Result<Self, IndexError> {
@@ -100,6 +109,99 @@ impl PackageIndex {
             find_links: options.find_links,
             http: HttpClient::new(options.http)?,
             cache: options.cache,
+            build_python: options.build_python,
+        })
+    }
+
+    /// Whether source distributions can be built here.
+    pub fn can_build(&self) -> bool {
+        self.build_python.is_some() && self.cache.is_some()
+    }
+
+    /// The wheel built from a source distribution: built once per host with the interpreter's
+    /// `pip wheel --no-deps --no-build-isolation` (the only use of pip), then cached like any
+    /// wheel. Returns it as a file of the cache.
+    pub fn build_wheel(&self, sdist: &DistFile) -> Result<DistFile, IndexError> {
+        let build_error = |reason: String| IndexError::Build {
+            sdist: sdist.filename.clone(),
+            reason,
+        };
+        let (Some(python), Some(cache)) = (&self.build_python, &self.cache) else {
+            return Err(build_error(
+                "no interpreter to build with is configured".into(),
+            ));
+        };
+        let source = self.fetch_cached(sdist)?;
+        let as_file = |(filename, sha): (String, String)| -> Option<DistFile> {
+            let hit = cache.get(&sha).ok()??;
+            Some(DistFile {
+                filename,
+                location: FileLocation::Path(hit.path),
+                sha256: Sha256Hex::parse(&sha),
+                requires_python: None,
+                yanked: false,
+                metadata: MetadataOffer::No,
+            })
+        };
+        if let Some(built) = cache.lookup_build(&source.sha256).and_then(as_file) {
+            return Ok(built);
+        }
+        let _lock = cache.lock(&format!("build-{}", source.sha256))?;
+        if let Some(built) = cache.lookup_build(&source.sha256).and_then(as_file) {
+            return Ok(built);
+        }
+        let work = tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(cache.tmp_dir())
+            .map_err(|err| build_error(format!("no work directory: {err}")))?;
+        let sdist_path = work.path().join(&sdist.filename);
+        std::fs::copy(&source.path, &sdist_path).map_err(|err| build_error(err.to_string()))?;
+        let out_dir = work.path().join("out");
+        let output = run_with_limit(
+            std::process::Command::new(python)
+                .args([
+                    "-m",
+                    "pip",
+                    "wheel",
+                    "--no-deps",
+                    "--no-build-isolation",
+                    "--no-index",
+                    "--disable-pip-version-check",
+                    "-q",
+                    "-w",
+                ])
+                .arg(&out_dir)
+                .arg(&sdist_path)
+                .env_remove("PIP_FIND_LINKS")
+                .env_remove("PIP_INDEX_URL")
+                .current_dir(work.path()),
+            BUILD_TIME_LIMIT,
+        )
+        .map_err(build_error)?;
+        let built = std::fs::read_dir(&out_dir)
+            .ok()
+            .and_then(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .find(|name| name.ends_with(".whl"))
+            })
+            .ok_or_else(|| build_error(format!("pip produced no wheel: {output}")))?;
+        let wheel_path = out_dir.join(&built);
+        let stored = cache.insert_with(None, &built, |out| {
+            std::fs::File::open(&wheel_path)
+                .and_then(|mut f| std::io::copy(&mut f, out))
+                .map(|_| ())
+                .map_err(|err| err.to_string())
+        })?;
+        cache.record_build(&source.sha256, &built, &stored.sha256)?;
+        Ok(DistFile {
+            filename: built,
+            location: FileLocation::Path(stored.path),
+            sha256: Sha256Hex::parse(&stored.sha256),
+            requires_python: None,
+            yanked: false,
+            metadata: MetadataOffer::No,
         })
     }
 
@@ -336,5 +438,59 @@ fn verify(what: &str, expected: Option<&Sha256Hex>, actual: &Sha256Hex) -> Resul
             actual: actual.to_string(),
         }),
         _ => Ok(()),
+    }
+}
+
+/// Runs a command, killing it after `limit`; returns the tail of its output, or why it failed.
+fn run_with_limit(
+    command: &mut std::process::Command,
+    limit: std::time::Duration,
+) -> Result<String, String> {
+    use std::io::Read;
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|err| format!("could not start the interpreter: {err}"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "it took longer than {} s and was stopped",
+                    limit.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(err) => return Err(err.to_string()),
+        }
+    };
+    let text = format!(
+        "{}{}",
+        out_reader.join().unwrap_or_default(),
+        err_reader.join().unwrap_or_default()
+    );
+    let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = tail[tail.len().saturating_sub(12)..].join(" | ");
+    if status.success() {
+        Ok(tail)
+    } else {
+        Err(format!("pip exited with {status}: {tail}"))
     }
 }
