@@ -62,7 +62,7 @@ enum PyKind {
     Text,
 }
 
-const PYTHON_KEYS: [(&str, PyKind, bool); 9] = [
+const PYTHON_KEYS: [(&str, PyKind, bool); 13] = [
     ("CreateVenv", PyKind::Bool, false),
     ("DownloadDeps", PyKind::Bool, false),
     ("ForeceDownloadDepsOnEnterprise", PyKind::Bool, false),
@@ -72,7 +72,31 @@ const PYTHON_KEYS: [(&str, PyKind, bool); 9] = [
     ("DependenciesUrl", PyKind::Text, false),
     ("DependenciesSha256", PyKind::Text, false),
     ("PythonInstallationDir", PyKind::Text, false),
+    // Ours (DESIGN.md): where requirements come from and where they go.
+    ("RequirementsIndexUrl", PyKind::Text, true),
+    ("RequirementsFindLinks", PyKind::Text, true),
+    ("WheelsCacheDir", PyKind::Text, false),
+    ("RequirementsDir", PyKind::Text, false),
 ];
+
+/// `$XDG_CACHE_HOME/gears-rs/wheels`, else `~/.cache/gears-rs/wheels`, else beside the
+/// requirements directory.
+fn default_wheels_cache_dir() -> String {
+    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return format!("{}/gears-rs/wheels", xdg.to_string_lossy());
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return format!("{}/.cache/gears-rs/wheels", home.to_string_lossy());
+    }
+    format!("{}/gears-rs/wheels", working_dir())
+}
+
+/// Redis' working directory (`dir`) as the module loads: relative paths resolve against it.
+fn working_dir() -> String {
+    std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| ".".into())
+}
 
 fn python_key(name: &str) -> Option<(PyKind, bool)> {
     PYTHON_KEYS
@@ -116,6 +140,12 @@ impl Default for Config {
                     "DependenciesSha256" => PyValue::Text(String::new()),
                     "PythonInstallationDir" => {
                         PyValue::Text("/var/opt/redislabs/modules/rg".into())
+                    }
+                    "RequirementsIndexUrl" => PyValue::Text("https://pypi.org/simple/".into()),
+                    "RequirementsFindLinks" => PyValue::Text(String::new()),
+                    "WheelsCacheDir" => PyValue::Text(default_wheels_cache_dir()),
+                    "RequirementsDir" => {
+                        PyValue::Text(format!("{}/gears-rs/requirements", working_dir()))
                     }
                     _ => PyValue::Int(0),
                 };
@@ -230,6 +260,14 @@ impl Config {
 
     pub fn override_python_allocators(&self) -> bool {
         self.python.get("OverridePythonAllocators") == Some(&PyValue::Int(1))
+    }
+
+    /// A text key of the Python plugin ("" when it is not a text key).
+    pub fn text(&self, key: &str) -> String {
+        match self.python.get(key) {
+            Some(PyValue::Text(s)) => s.clone(),
+            _ => String::new(),
+        }
     }
 
     pub fn attempt_traceback(&self) -> bool {

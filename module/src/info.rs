@@ -63,8 +63,20 @@ extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, for_crash_report: c_int) {
         ] {
             raw::RedisModule_InfoAddFieldLongLong.unwrap()(ctx, c(name).as_ptr(), value as i64);
         }
-        // No requirement can be installed yet, so this section has no field.
         raw::RedisModule_InfoAddSection.unwrap()(ctx, c("python_requirements").as_ptr());
+        if for_crash_report == 0 {
+            for (name, fields) in crate::reqs::info_fields() {
+                raw::RedisModule_InfoBeginDictField.unwrap()(ctx, c(&name).as_ptr());
+                for (field, value) in fields {
+                    raw::RedisModule_InfoAddFieldCString.unwrap()(
+                        ctx,
+                        c(field).as_ptr(),
+                        c(&value).as_ptr(),
+                    );
+                }
+                raw::RedisModule_InfoEndDictField.unwrap()(ctx);
+            }
+        }
         raw::RedisModule_InfoAddSection.unwrap()(ctx, c("python_sessions").as_ptr());
         if for_crash_report == 0 {
             let mut seen = std::collections::BTreeMap::new();

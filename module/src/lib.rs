@@ -18,6 +18,7 @@ pub mod readers;
 pub mod redis_calls;
 pub mod registrations;
 pub mod reply;
+pub mod reqs;
 pub mod runner;
 pub mod sessions;
 pub mod threads;
@@ -105,6 +106,7 @@ command!(
     registration_commands::clear_registrations_stats
 );
 command!(rg_debugscanfloor, debug::scan_floor);
+command!(rg_pydumpreqs, python_commands::py_dump_reqs);
 
 redis_module! {
     name: "rg",
@@ -136,6 +138,7 @@ redis_module! {
         ["rg.unpauseregistrations", rg_unpauseregistrations, "readonly", 0, 0, 0, ""],
         ["rg.clearregistrationsstats", rg_clearregistrationsstats, "readonly", 0, 0, 0, ""],
         ["rg.debugscanfloor", rg_debugscanfloor, "readonly", 0, 0, 0, ""],
+        ["rg.pydumpreqs", rg_pydumpreqs, "readonly", 0, 0, 0, ""],
     ],
     event_handlers: [
         [@GENERIC @STRING @LIST @SET @HASH @ZSET @EXPIRED @EVICTED @STREAM @MODULE @MISSED: events::on_keyspace_event],

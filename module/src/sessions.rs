@@ -18,6 +18,10 @@ pub struct Session {
     dead: AtomicBool,
     /// The session's cProfile profiler, created on first use (RG.PYPROFILE).
     profiler: Mutex<Option<pyo3::Py<pyo3::PyAny>>>,
+    /// Its requirements (shared with the requirements table, spec requirements.md §5).
+    requirements: Mutex<Vec<Arc<crate::reqs::Requirement>>>,
+    /// Whether it had to install requirements when it was created.
+    installation_needed: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -39,7 +43,27 @@ impl Session {
             registrations: Mutex::new(Vec::new()),
             dead: AtomicBool::new(false),
             profiler: Mutex::new(None),
+            requirements: Mutex::new(Vec::new()),
+            installation_needed: AtomicBool::new(false),
         })
+    }
+
+    pub fn requirements(&self) -> Vec<Arc<crate::reqs::Requirement>> {
+        lock(&self.requirements).clone()
+    }
+
+    pub fn set_requirements(
+        &self,
+        reqs: Vec<Arc<crate::reqs::Requirement>>,
+        installation_needed: bool,
+    ) {
+        *lock(&self.requirements) = reqs;
+        self.installation_needed
+            .store(installation_needed, Ordering::SeqCst);
+    }
+
+    pub fn installation_needed(&self) -> bool {
+        self.installation_needed.load(Ordering::SeqCst)
     }
 
     /// The session's profiler, created with the prelude's `profilerCreate()` if it has none.
@@ -101,13 +125,19 @@ impl Session {
         let registrations = self.registrations();
         let list: Vec<String> = registrations.iter().map(|r| format!("'{r}'")).collect();
         format!(
-            "{{'sessionName':'{}', 'sessionDescription':'{}', 'refCount': {}, 'linkedTo': {}, 'dead': {}, 'isInstallationNeeded':0, 'registrationsList':[{}], 'depsList':[]}}",
+            "{{'sessionName':'{}', 'sessionDescription':'{}', 'refCount': {}, 'linkedTo': {}, 'dead': {}, 'isInstallationNeeded':{}, 'registrationsList':[{}], 'depsList':[{}]}}",
             self.id,
             self.description.as_deref().unwrap_or("null"),
             Arc::strong_count(self),
             self.linked(),
             self.is_dead(),
-            list.join(",")
+            u8::from(self.installation_needed()),
+            list.join(","),
+            self.requirements()
+                .iter()
+                .map(|r| r.printable())
+                .collect::<Vec<_>>()
+                .join(",")
         )
     }
 }

@@ -9,10 +9,12 @@ use dataflow::pool::{Pool, SerialQueue};
 
 static EXECUTION_POOL: OnceLock<Pool> = OnceLock::new();
 static MANAGEMENT_POOL: OnceLock<Pool> = OnceLock::new();
+static INSTALL_POOL: OnceLock<Pool> = OnceLock::new();
 
 pub fn start(execution_threads: usize) -> std::io::Result<()> {
     let _ = EXECUTION_POOL.set(Pool::new("gears-exec", execution_threads)?);
     let _ = MANAGEMENT_POOL.set(Pool::new("gears-mgmt", 1)?);
+    let _ = INSTALL_POOL.set(Pool::new("gears-reqs", 1)?);
     Ok(())
 }
 
@@ -29,4 +31,9 @@ pub fn run_on(queue: &Arc<SerialQueue>, job: impl FnOnce() + Send + 'static) -> 
 /// Queues management work; false if the pools are not running.
 pub fn run_management(job: impl FnOnce() + Send + 'static) -> bool {
     MANAGEMENT_POOL.get().is_some_and(|p| p.submit(job))
+}
+
+/// Queues a requirements install (one at a time, in order, spec requirements.md §2.2).
+pub fn run_install(job: impl FnOnce() + Send + 'static) -> bool {
+    INSTALL_POOL.get().is_some_and(|p| p.submit(job))
 }

@@ -1,6 +1,6 @@
 //! RG.PYEXECUTE: runs a script; replies with its execution's results, its id, or OK.
 
-use redis_module::{Context, ContextFlags, RedisString};
+use redis_module::{Context, ContextFlags, RedisString, ThreadSafeContext};
 
 use super::Answer;
 use crate::blocked::BlockedClient;
@@ -8,11 +8,13 @@ use crate::executions;
 use crate::python;
 use crate::registrations;
 use crate::reply::Reply;
+use crate::reqs::{self, InstallFailure, Preparation};
 use crate::sessions::{self, Session};
+use crate::threads;
 use std::sync::Arc;
 
 /// The options after the script (commands.md §2.1).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Options {
     unblocking: bool,
     upgrade: bool,
@@ -102,6 +104,7 @@ fn apply_batch(
     batch: Vec<registrations::PendingRegistration>,
 ) {
     if let Some(old) = replaced {
+        crate::reqs::release_session(&old.requirements());
         for id in old.registrations() {
             if registrations::remove(&id).is_some() {
                 old.remove_registration(&id);
@@ -135,27 +138,92 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {
         Ok(replaced) => replaced,
         Err(e) => return Reply::error(e).into(),
     };
-    if !options.requirements.is_empty() {
-        return Reply::error(
-            "REQUIREMENTS are not supported by this build yet (the requirements manager is not built)",
-        )
-        .into();
+    let script = args[1].as_slice();
+    if options.requirements.is_empty() {
+        if options.force_reinstall {
+            // Nothing to install, but the flag still resets the module cache (requirements.md §2.1).
+            session.set_requirements(Vec::new(), true);
+            python::reset_module_cache();
+        }
+        return finish(ctx, script, session, replaced, &options, None);
     }
-    let outcome = match python::run_script(ctx, args[1].as_slice(), &session) {
+    match reqs::prepare(&options.requirements, options.force_reinstall) {
+        Err(text) => Reply::error(text).into(),
+        Ok(Preparation::Reuse(existing)) => {
+            session.set_requirements(existing, false);
+            finish(ctx, script, session, replaced, &options, None)
+        }
+        Ok(Preparation::Install(new_reqs)) => {
+            // Download and install off the main thread; the client waits, others are served.
+            let client = BlockedClient::block(ctx, 0);
+            let script = script.to_vec();
+            let job = move || {
+                let installed = reqs::install(&new_reqs);
+                let guard = ThreadSafeContext::new().lock();
+                match installed {
+                    Err(InstallFailure(text)) => {
+                        reqs::restore_table_versions(&new_reqs);
+                        client.reply(Reply::error(text));
+                    }
+                    Ok(()) => {
+                        session.set_requirements(new_reqs, true);
+                        python::reset_module_cache();
+                        finish(&guard, &script, session, replaced, &options, Some(client));
+                    }
+                }
+            };
+            if !threads::run_install(job) {
+                return Reply::error("the requirements install thread is not running").into();
+            }
+            Answer::NoReply
+        }
+    }
+}
+
+/// Answers now, or through the client blocked while requirements were installed.
+fn respond(client: Option<BlockedClient>, reply: Reply) -> Answer {
+    match client {
+        Some(client) => {
+            client.reply(reply);
+            Answer::NoReply
+        }
+        None => reply.into(),
+    }
+}
+
+/// Runs the script and replies as commands.md §2.3 says; the requirements of a script that
+/// registered or ran something enter the table (requirements.md §2.4).
+fn finish(
+    ctx: &Context,
+    script: &[u8],
+    session: Arc<Session>,
+    replaced: Option<Arc<Session>>,
+    options: &Options,
+    client: Option<BlockedClient>,
+) -> Answer {
+    let outcome = match python::run_script(ctx, script, &session) {
         Ok(outcome) => outcome,
-        Err(text) => return Reply::error(text).into(),
+        Err(text) => {
+            if session.installation_needed() {
+                // The upgrade is abandoned: the table's versions go back in place.
+                reqs::restore_table_versions(&session.requirements());
+            }
+            return respond(client, Reply::error(text));
+        }
     };
     if !outcome.registrations.is_empty() {
+        reqs::publish(&session.requirements());
         apply_batch(&session, replaced, outcome.registrations);
-        return Reply::ok().into();
+        return respond(client, Reply::ok());
     }
     let Some(entry) = outcome.execution else {
-        return Reply::ok().into();
+        return respond(client, Reply::ok());
     };
+    reqs::publish(&session.requirements());
     if options.unblocking {
-        return Reply::bulk(entry.id.as_str()).into();
+        return respond(client, Reply::bulk(entry.id.as_str()));
     }
-    let client = BlockedClient::block(ctx, 0);
+    let client = client.unwrap_or_else(|| BlockedClient::block(ctx, 0));
     let id = entry.id.clone();
     // Dropped before the client hears back, so nothing it sends next still lists it.
     entry.when_done(move |outcome| {

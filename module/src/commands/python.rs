@@ -20,3 +20,8 @@ pub fn py_stats(_ctx: &Context, _args: Vec<RedisString>) -> Answer {
     ])
     .into()
 }
+
+/// `RG.PYDUMPREQS`: the requirements table, one 18-element entry each. No arity check.
+pub fn py_dump_reqs(_ctx: &Context, _args: Vec<RedisString>) -> Answer {
+    crate::reqs::dump_all().into()
+}

@@ -41,9 +41,21 @@ fn entry(session: &Arc<Session>, verbose: bool) -> Reply {
         Reply::bulk("dead"),
         Reply::bulk(if session.is_dead() { "true" } else { "false" }),
         Reply::bulk("requirementInstallationNeeded"),
-        Reply::Integer(0),
+        Reply::Integer(i64::from(session.installation_needed())),
         Reply::bulk("requirements"),
-        Reply::Array(vec![]),
+        Reply::Array(
+            session
+                .requirements()
+                .iter()
+                .map(|r| {
+                    if verbose {
+                        r.dump(1)
+                    } else {
+                        Reply::bulk(r.name.as_str())
+                    }
+                })
+                .collect(),
+        ),
         Reply::bulk("registrations"),
         Reply::Array(registrations),
     ])

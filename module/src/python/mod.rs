@@ -60,16 +60,58 @@ pub fn start(execution_threads: usize, override_allocators: bool) -> Result<(), 
         // the GIL; 1 ms instead of 5 ms bounds that stall (BUILD-NOTES-2 §4).
         py.import("sys")?
             .call_method1("setswitchinterval", (0.001,))?;
+        // Installed requirements come first on sys.path, so they win over system packages.
+        let site = crate::reqs::site_dir();
+        let _ = std::fs::create_dir_all(&site);
+        py.import("sys")?
+            .getattr("path")?
+            .call_method1("insert", (0, site.display().to_string()))?;
+        let info = py.import("sys")?.getattr("version_info")?;
+        let version: (u16, u16, u16) = (
+            info.getattr("major")?.extract()?,
+            info.getattr("minor")?.extract()?,
+            info.getattr("micro")?.extract()?,
+        );
+        crate::reqs::set_interpreter(version);
         let main = py.import("__main__")?;
         let namespace = main.dict();
         let code = CString::new(PRELUDE).expect("the prelude has no NUL byte");
         py.run(&code, Some(&namespace), None)?;
         let _ = BASE_NAMESPACE.set(py, namespace.unbind());
+        let modules = py.import("sys")?.getattr("modules")?.call_method0("copy")?;
+        let _ = MODULES_SNAPSHOT.set(py, modules.cast_into::<PyDict>()?.unbind());
         Ok(())
     })
     .map_err(|e| Python::attach(|py| format_error(py, &e)))?;
     threads::start(execution_threads).map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// `sys.modules` as it was once the interpreter was ready (spec requirements.md §2.3).
+static MODULES_SNAPSHOT: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+
+/// The module cache reset after requirements were installed: `sys.modules` goes back to the
+/// snapshot taken at start and the import system's caches are invalidated, so the next
+/// `import` loads the installed files (objects already bound keep their old modules).
+pub fn reset_module_cache() {
+    Python::attach(|py| {
+        let reset = || -> PyResult<()> {
+            let Some(snapshot) = MODULES_SNAPSHOT.get(py) else {
+                return Ok(());
+            };
+            let modules = py.import("sys")?.getattr("modules")?;
+            modules.call_method0("clear")?;
+            modules.call_method1("update", (snapshot.bind(py),))?;
+            py.import("importlib")?.call_method0("invalidate_caches")?;
+            Ok(())
+        };
+        if let Err(err) = reset() {
+            crate::redis_calls::log(
+                "warning",
+                &format!("module cache reset failed: {}", format_error(py, &err)),
+            );
+        }
+    });
 }
 
 /// A function of the prelude (`profilerCreate`, `profileGetInfo`, ...).

@@ -1,0 +1,455 @@
+//! Requirements of sessions (spec/requirements.md): the process-wide requirements table, the
+//! preparation rules of RG.PYEXECUTE (reuse vs. install), the install job that runs on its own
+//! thread with our reqs-manager, and RG.PYDUMPREQS.
+//!
+//! Packages are installed into one directory per shard, `<RequirementsDir>/site-packages`, first
+//! on `sys.path`; each requirement also keeps its wheels (hard links to the host's wheels cache)
+//! in its own `<RequirementsDir>/<req>_<10 hex>` directory, as the spec's `Path` shows.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock};
+
+use rand::Rng;
+use reqs_manager::index::HttpOptions;
+use reqs_manager::{IndexOptions, PackageIndex, Resolver, TargetPython};
+
+use crate::config;
+use crate::redis_calls::log;
+use crate::reply::Reply;
+
+/// The spec's texts (commands.md §2.2, requirements.md §10); ours go on after them with the reason.
+pub const DIR_FAILED: &str =
+    "Could not satisfy requirements, look at the log file for more information.";
+pub const DOWNLOAD_FAILED: &str =
+    "Could not satisfy requirements (look at redis log file for more information)";
+pub const INSTALL_FAILED: &str =
+    "Failed installing requirements on shard, please check shard logs for more details.";
+
+/// One requirement string and what was done for it.
+pub struct Requirement {
+    /// The string exactly as given: its identity.
+    pub name: String,
+    pub base_path: PathBuf,
+    wheels: Mutex<Vec<String>>,
+    downloaded: AtomicBool,
+    installed: AtomicBool,
+    in_table: AtomicBool,
+}
+
+impl Drop for Requirement {
+    fn drop(&mut self) {
+        // The spec's safety check: never remove a path made only of '/'.
+        let text = self.base_path.to_string_lossy();
+        if !text.is_empty() && !text.chars().all(|c| c == '/') {
+            let _ = std::fs::remove_dir_all(&self.base_path);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Requirement {
+    pub fn wheels(&self) -> Vec<String> {
+        lock(&self.wheels).clone()
+    }
+
+    pub fn is_downloaded(&self) -> bool {
+        self.downloaded.load(Ordering::SeqCst)
+    }
+
+    /// The `depsList` item of a session's printable form.
+    pub fn printable(&self) -> String {
+        let wheels: Vec<String> = self.wheels().iter().map(|w| format!("'{w}'")).collect();
+        format!(
+            "{{'name':'{}', 'basePath':'{}', 'wheels':[{}]}}",
+            self.name,
+            self.base_path.display(),
+            wheels.join(",")
+        )
+    }
+
+    /// The 18-element entry of RG.PYDUMPREQS; `own_clones` references held by the caller are
+    /// not counted.
+    pub fn dump(self: &Arc<Self>, own_clones: usize) -> Reply {
+        let yes_no = |b: bool| Reply::bulk(if b { "yes" } else { "no" });
+        let wheels = if self.is_downloaded() {
+            Reply::Array(self.wheels().into_iter().map(Reply::bulk).collect())
+        } else {
+            Reply::bulk("Requirement was not yet downloaded so wheels are not available")
+        };
+        Reply::Array(vec![
+            Reply::bulk("GearReqVersion"),
+            Reply::Integer(2),
+            Reply::bulk("Name"),
+            Reply::bulk(self.name.as_str()),
+            Reply::bulk("IsDownloaded"),
+            yes_no(self.is_downloaded()),
+            Reply::bulk("IsInstalled"),
+            yes_no(self.installed.load(Ordering::SeqCst)),
+            Reply::bulk("CompiledOs"),
+            Reply::bulk(compiled_os()),
+            Reply::bulk("Wheels"),
+            wheels,
+            Reply::bulk("Path"),
+            Reply::bulk(self.base_path.display().to_string()),
+            Reply::bulk("RefCount"),
+            Reply::Integer((Arc::strong_count(self) - own_clones) as i64),
+            Reply::bulk("IsInReqDictionary"),
+            yes_no(self.in_table.load(Ordering::SeqCst)),
+        ])
+    }
+}
+
+/// `<os>-<codename>-<arch>` of this build, as RedisGears reports its own (e.g. linux-bookworm-x64).
+fn compiled_os() -> String {
+    let codename = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                l.strip_prefix("VERSION_CODENAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64v8",
+        other => other,
+    };
+    format!("{}-{codename}-{arch}", std::env::consts::OS)
+}
+
+static TABLE: LazyLock<Mutex<BTreeMap<String, Arc<Requirement>>>> = LazyLock::new(Mutex::default);
+
+/// RG.PYDUMPREQS.
+pub fn dump_all() -> Reply {
+    let all: Vec<Arc<Requirement>> = lock(&TABLE).values().cloned().collect();
+    Reply::Array(all.iter().map(|r| r.dump(1)).collect())
+}
+
+/// INFO's `python_requirements` section: per requirement, the RG.PYDUMPREQS fields.
+pub fn info_fields() -> Vec<(String, Vec<(&'static str, String)>)> {
+    let all: Vec<Arc<Requirement>> = lock(&TABLE).values().cloned().collect();
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    all.iter()
+        .map(|r| {
+            let wheels: Vec<String> = r.wheels().iter().map(|w| format!("'{w}'")).collect();
+            (
+                r.name.clone(),
+                vec![
+                    ("IsDownloaded", yes_no(r.is_downloaded())),
+                    ("IsInstalled", yes_no(r.installed.load(Ordering::SeqCst))),
+                    ("CompiledOs", compiled_os()),
+                    ("Wheels", format!("[{}]", wheels.join("|"))),
+                    ("Path", r.base_path.display().to_string()),
+                    ("RefCount", (Arc::strong_count(r) - 1).to_string()),
+                    (
+                        "IsInReqDictionary",
+                        yes_no(r.in_table.load(Ordering::SeqCst)),
+                    ),
+                ],
+            )
+        })
+        .collect()
+}
+
+/// Puts `req` in the table, replacing (and releasing) an entry with the same string.
+fn insert_in_table(req: &Arc<Requirement>) {
+    req.in_table.store(true, Ordering::SeqCst);
+    let previous = lock(&TABLE).insert(req.name.clone(), req.clone());
+    if let Some(previous) = previous.filter(|p| !Arc::ptr_eq(p, req)) {
+        previous.in_table.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The spec's §2.4: after a script that registered or ran something, its session's new
+/// requirements enter the table.
+pub fn publish(reqs: &[Arc<Requirement>]) {
+    for req in reqs {
+        if !req.in_table.load(Ordering::SeqCst) {
+            insert_in_table(req);
+        }
+    }
+}
+
+/// The spec's §5: when a session is unlinked, each of its requirements held only by it and the
+/// table leaves the table.
+pub fn release_session(reqs: &[Arc<Requirement>]) {
+    let mut table = lock(&TABLE);
+    for req in reqs {
+        // Held by: the session's list, the table, and `reqs` here (the caller's copy).
+        let in_table = table.get(&req.name).is_some_and(|t| Arc::ptr_eq(t, req));
+        if in_table && Arc::strong_count(req) <= 3 {
+            table.remove(&req.name);
+            req.in_table.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+/// What RG.PYEXECUTE does about its requirements.
+pub enum Preparation {
+    /// Every requirement is in the table: the session shares those objects.
+    Reuse(Vec<Arc<Requirement>>),
+    /// New objects to download and install before the script runs.
+    Install(Vec<Arc<Requirement>>),
+}
+
+/// The spec's §2.1, on the main thread: reuse when every string is in the table and no
+/// reinstall is forced, else a new object (and directory) per string. Malformed strings are
+/// refused here, before anything is created.
+pub fn prepare(names: &[String], force: bool) -> Result<Preparation, String> {
+    for name in names {
+        if let Err(err) = name.parse::<reqs_manager::Requirement>() {
+            return Err(format!("{DOWNLOAD_FAILED}: {err}"));
+        }
+    }
+    if !force {
+        let table = lock(&TABLE);
+        let found: Vec<Arc<Requirement>> =
+            names.iter().filter_map(|n| table.get(n).cloned()).collect();
+        if found.len() == names.len() {
+            return Ok(Preparation::Reuse(found));
+        }
+    }
+    let root = requirements_dir();
+    let mut created = Vec::with_capacity(names.len());
+    for name in names {
+        let suffix: String = {
+            let mut rng = rand::rng();
+            (0..10)
+                .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
+                .collect()
+        };
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "=<>!~.-_[],".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let base_path = root.join(format!("{safe}_{suffix}"));
+        if let Err(err) = std::fs::create_dir_all(&base_path) {
+            log(
+                "warning",
+                &format!("could not create {}: {err}", base_path.display()),
+            );
+            return Err(format!("{DIR_FAILED} ({}: {err})", base_path.display()));
+        }
+        created.push(Arc::new(Requirement {
+            name: name.clone(),
+            base_path,
+            wheels: Mutex::default(),
+            downloaded: AtomicBool::new(false),
+            installed: AtomicBool::new(false),
+            in_table: AtomicBool::new(false),
+        }));
+    }
+    Ok(Preparation::Install(created))
+}
+
+/// `RequirementsDir`, absolute.
+pub fn requirements_dir() -> PathBuf {
+    PathBuf::from(config::read().text("RequirementsDir"))
+}
+
+/// Where packages are installed: first on `sys.path`.
+pub fn site_dir() -> PathBuf {
+    requirements_dir().join("site-packages")
+}
+
+/// The embedded interpreter's version and the pip used for source-only projects, set when the
+/// interpreter starts.
+static INTERPRETER: OnceLock<((u16, u16, u16), Option<PathBuf>)> = OnceLock::new();
+
+pub fn set_interpreter(version: (u16, u16, u16)) {
+    let name = format!("python{}.{}", version.0, version.1);
+    let python = ["/usr/bin", "/usr/local/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(&name))
+        .find(|p| p.exists());
+    let _ = INTERPRETER.set((version, python));
+}
+
+/// Why an install failed: the spec's text, then the reason.
+pub struct InstallFailure(pub String);
+
+/// Resolves every requirement together, installs the result into the shard's site directory
+/// and gives each requirement its wheels (itself and what it depends on). Runs on the install
+/// thread, never on the main thread.
+pub fn install(reqs: &[Arc<Requirement>]) -> Result<(), InstallFailure> {
+    if reqs.is_empty() {
+        return Ok(());
+    }
+    let (index_url, find_links, cache_dir) = {
+        let config = config::read();
+        (
+            config.text("RequirementsIndexUrl"),
+            config.text("RequirementsFindLinks"),
+            config.text("WheelsCacheDir"),
+        )
+    };
+    let download_failed = |reason: String| {
+        log(
+            "warning",
+            &format!("installing requirements failed: {reason}"),
+        );
+        InstallFailure(format!("{DOWNLOAD_FAILED}: {}", one_line(&reason)))
+    };
+    let ((major, minor, micro), build_python) =
+        INTERPRETER.get().cloned().unwrap_or(((3, 11, 0), None));
+    let cache =
+        wheels_cache::WheelsCache::open(&cache_dir).map_err(|e| download_failed(e.to_string()))?;
+    let index = PackageIndex::new(IndexOptions {
+        index_url: (!index_url.is_empty()).then_some(index_url),
+        find_links: (!find_links.is_empty()).then(|| PathBuf::from(find_links)),
+        http: HttpOptions::default(),
+        cache: Some(cache.clone()),
+        build_python,
+    })
+    .map_err(|e| download_failed(e.to_string()))?;
+    let parsed: Vec<reqs_manager::Requirement> = reqs
+        .iter()
+        .map(|r| r.name.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e: reqs_manager::RequirementError| download_failed(e.to_string()))?;
+    let target = TargetPython::host((major, minor, micro));
+    let resolution = Resolver::new(&index, &target)
+        .resolve(&parsed)
+        .map_err(|e| download_failed(e.to_string()))?;
+    for warning in &resolution.warnings {
+        log("warning", warning);
+    }
+    warn_about_other_versions(&resolution);
+    let site = site_dir();
+    reqs_manager::install::install_resolution(&index, &resolution, &site).map_err(|e| {
+        log("warning", &format!("installing requirements failed: {e}"));
+        InstallFailure(format!("{INSTALL_FAILED} {}", one_line(&e.to_string())))
+    })?;
+    // Each requirement's own wheels: the closure of its project in the resolution.
+    let by_name: HashMap<String, &reqs_manager::ResolvedDist> = resolution
+        .dists
+        .iter()
+        .map(|d| (d.name.to_string(), d))
+        .collect();
+    for (req, parsed) in reqs.iter().zip(&parsed) {
+        let mut seen = HashSet::new();
+        let mut stack = vec![parsed.name().to_string()];
+        let mut wheels = Vec::new();
+        while let Some(name) = stack.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let Some(dist) = by_name.get(&name) else {
+                continue;
+            };
+            let cached = index
+                .fetch_cached(&dist.file)
+                .map_err(|e| download_failed(e.to_string()))?;
+            let destination = req.base_path.join(&dist.file.filename);
+            if std::fs::hard_link(&cached.path, &destination).is_err() {
+                std::fs::copy(&cached.path, &destination)
+                    .map_err(|e| download_failed(format!("{}: {e}", destination.display())))?;
+            }
+            wheels.push(dist.file.filename.clone());
+            stack.extend(dist.requires.iter().map(|n| n.to_string()));
+        }
+        *lock(&req.wheels) = wheels;
+        req.downloaded.store(true, Ordering::SeqCst);
+        req.installed.store(true, Ordering::SeqCst);
+    }
+    Ok(())
+}
+
+/// Logs a warning naming the sessions whose requirements pin a version of a project other than
+/// the one being installed (only one version per project can be active on a shard).
+fn warn_about_other_versions(resolution: &reqs_manager::Resolution) {
+    let table: Vec<Arc<Requirement>> = lock(&TABLE).values().cloned().collect();
+    for dist in &resolution.dists {
+        for req in &table {
+            let other = req.wheels().into_iter().find(|w| {
+                w.parse::<reqs_manager::wheel_name::WheelName>()
+                    .is_ok_and(|wn| wn.name == dist.name && wn.version != dist.version)
+            });
+            if let Some(other) = other {
+                let users: Vec<String> = crate::sessions::all_live()
+                    .into_iter()
+                    .filter(|s| s.requirements().iter().any(|r| Arc::ptr_eq(r, req)))
+                    .map(|s| s.id.clone())
+                    .collect();
+                log(
+                    "warning",
+                    &format!(
+                        "installing {} {} replaces {other} of requirement '{}' used by session(s) {}",
+                        dist.name,
+                        dist.version,
+                        req.name,
+                        users.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Error replies are one line.
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+/// After a failed or abandoned install, reinstalls the table's requirements that share a project
+/// with `failed` (the spec's §5 restores the table entry of the same string; restoring every
+/// table entry whose package was overwritten also keeps other sessions on their versions).
+pub fn restore_table_versions(failed: &[Arc<Requirement>]) {
+    let project = |wheel: &str| {
+        wheel
+            .parse::<reqs_manager::wheel_name::WheelName>()
+            .ok()
+            .map(|w| w.name)
+    };
+    let touched: HashSet<_> = failed
+        .iter()
+        .flat_map(|r| r.wheels())
+        .filter_map(|w| project(&w))
+        .collect();
+    let names: HashSet<&str> = failed.iter().map(|r| r.name.as_str()).collect();
+    let table: Vec<Arc<Requirement>> = lock(&TABLE)
+        .values()
+        .filter(|t| !failed.iter().any(|f| Arc::ptr_eq(f, t)))
+        .filter(|t| {
+            names.contains(t.name.as_str())
+                || t.wheels()
+                    .iter()
+                    .filter_map(|w| project(w))
+                    .any(|p| touched.contains(&p))
+        })
+        .cloned()
+        .collect();
+    let site = site_dir();
+    for req in table {
+        let wheels: Vec<(std::fs::File, String)> = req
+            .wheels()
+            .into_iter()
+            .filter_map(|w| {
+                std::fs::File::open(req.base_path.join(&w))
+                    .ok()
+                    .map(|f| (f, w))
+            })
+            .collect();
+        for result in reqs_manager::install::install_all(wheels, &site) {
+            if let Err(err) = result {
+                log(
+                    "warning",
+                    &format!("restoring requirement '{}' failed: {err}", req.name),
+                );
+            }
+        }
+    }
+}
