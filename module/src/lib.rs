@@ -14,9 +14,11 @@ pub mod ids;
 pub mod info;
 pub mod linked;
 pub mod python;
+pub mod rdb;
 pub mod readers;
 pub mod redis_calls;
 pub mod registrations;
+use rdb::REQUIREMENTS_TYPE;
 pub mod reply;
 pub mod reqs;
 pub mod runner;
@@ -107,12 +109,14 @@ command!(
 );
 command!(rg_debugscanfloor, debug::scan_floor);
 command!(rg_pydumpreqs, python_commands::py_dump_reqs);
+command!(rg_innerreqput, python_commands::inner_req_put);
+command!(rg_innerreqdone, python_commands::inner_req_done);
 
 redis_module! {
     name: "rg",
     version: MODULE_VERSION,
     allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
-    data_types: [],
+    data_types: [REQUIREMENTS_TYPE],
     init: init,
     commands: [
         ["rg.pyexecute", rg_pyexecute, "readonly", 0, 0, 0, ""],
@@ -139,6 +143,8 @@ redis_module! {
         ["rg.clearregistrationsstats", rg_clearregistrationsstats, "readonly", 0, 0, 0, ""],
         ["rg.debugscanfloor", rg_debugscanfloor, "readonly", 0, 0, 0, ""],
         ["rg.pydumpreqs", rg_pydumpreqs, "readonly", 0, 0, 0, ""],
+        ["rg.innerreqput", rg_innerreqput, "write", 0, 0, 0, ""],
+        ["rg.innerreqdone", rg_innerreqdone, "write", 0, 0, 0, ""],
     ],
     event_handlers: [
         [@GENERIC @STRING @LIST @SET @HASH @ZSET @EXPIRED @EVICTED @STREAM @MODULE @MISSED: events::on_keyspace_event],

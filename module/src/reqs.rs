@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock};
 
+use redis_module::raw;
+
 use rand::Rng;
 use reqs_manager::index::HttpOptions;
 use reqs_manager::{IndexOptions, PackageIndex, Resolver, TargetPython};
@@ -32,7 +34,9 @@ pub struct Requirement {
     /// The string exactly as given: its identity.
     pub name: String,
     pub base_path: PathBuf,
-    wheels: Mutex<Vec<String>>,
+    /// Set once, when the wheels are in `base_path`; read without a lock (the RDB is written
+    /// by a forked child, which must not meet a lock some thread held at fork time).
+    wheels: OnceLock<Vec<String>>,
     downloaded: AtomicBool,
     installed: AtomicBool,
     in_table: AtomicBool,
@@ -54,7 +58,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Requirement {
     pub fn wheels(&self) -> Vec<String> {
-        lock(&self.wheels).clone()
+        self.wheels.get().cloned().unwrap_or_default()
     }
 
     pub fn is_downloaded(&self) -> bool {
@@ -246,7 +250,7 @@ pub fn prepare(names: &[String], force: bool) -> Result<Preparation, String> {
         created.push(Arc::new(Requirement {
             name: name.clone(),
             base_path,
-            wheels: Mutex::default(),
+            wheels: OnceLock::new(),
             downloaded: AtomicBool::new(false),
             installed: AtomicBool::new(false),
             in_table: AtomicBool::new(false),
@@ -327,7 +331,6 @@ pub fn install(reqs: &[Arc<Requirement>]) -> Result<(), InstallFailure> {
     for warning in &resolution.warnings {
         log("warning", warning);
     }
-    warn_about_other_versions(&resolution);
     let site = site_dir();
     reqs_manager::install::install_resolution(&index, &resolution, &site).map_err(|e| {
         log("warning", &format!("installing requirements failed: {e}"));
@@ -361,22 +364,30 @@ pub fn install(reqs: &[Arc<Requirement>]) -> Result<(), InstallFailure> {
             wheels.push(dist.file.filename.clone());
             stack.extend(dist.requires.iter().map(|n| n.to_string()));
         }
-        *lock(&req.wheels) = wheels;
+        let _ = req.wheels.set(wheels);
         req.downloaded.store(true, Ordering::SeqCst);
         req.installed.store(true, Ordering::SeqCst);
     }
     Ok(())
 }
 
-/// Logs a warning naming the sessions whose requirements pin a version of a project other than
-/// the one being installed (only one version per project can be active on a shard).
-fn warn_about_other_versions(resolution: &reqs_manager::Resolution) {
+/// Logs a warning naming the sessions whose requirements had another version of a project the
+/// install of `installed` replaced (only one version per project is active on a shard). Runs
+/// with the Redis lock held, like every user of the table.
+pub fn warn_about_other_versions(installed: &[Arc<Requirement>]) {
     let table: Vec<Arc<Requirement>> = lock(&TABLE).values().cloned().collect();
-    for dist in &resolution.dists {
-        for req in &table {
+    let parse = |w: &str| w.parse::<reqs_manager::wheel_name::WheelName>().ok();
+    for dist in installed
+        .iter()
+        .flat_map(|r| r.wheels())
+        .filter_map(|w| parse(&w))
+    {
+        for req in table
+            .iter()
+            .filter(|t| !installed.iter().any(|i| Arc::ptr_eq(i, t)))
+        {
             let other = req.wheels().into_iter().find(|w| {
-                w.parse::<reqs_manager::wheel_name::WheelName>()
-                    .is_ok_and(|wn| wn.name == dist.name && wn.version != dist.version)
+                parse(w).is_some_and(|wn| wn.name == dist.name && wn.version != dist.version)
             });
             if let Some(other) = other {
                 let users: Vec<String> = crate::sessions::all_live()
@@ -452,4 +463,221 @@ pub fn restore_table_versions(failed: &[Arc<Requirement>]) {
             }
         }
     }
+}
+
+/// The RDB aux section (ours, encoding version 1, saved before the keyspace): for each table
+/// entry its string and its wheels' names and bytes, so a restart or a replica's full sync
+/// reinstalls them offline. Pure Rust: it runs in the forked child for BGSAVE.
+pub fn aux_save(rdb: *mut raw::RedisModuleIO) {
+    let table: Vec<Arc<Requirement>> = lock(&TABLE).values().cloned().collect();
+    let mut saved = Vec::new();
+    for req in table.iter().filter(|r| r.is_downloaded()) {
+        let wheels: Option<Vec<(String, Vec<u8>)>> = req
+            .wheels()
+            .into_iter()
+            .map(|w| {
+                std::fs::read(req.base_path.join(&w))
+                    .ok()
+                    .map(|bytes| (w, bytes))
+            })
+            .collect();
+        match wheels {
+            Some(wheels) => saved.push((req.name.clone(), wheels)),
+            None => log(
+                "warning",
+                &format!(
+                    "Failed serializing requirement {} (a wheel file is missing)",
+                    req.name
+                ),
+            ),
+        }
+    }
+    raw::save_unsigned(rdb, saved.len() as u64);
+    for (name, wheels) in saved {
+        raw::save_slice(rdb, name.as_bytes());
+        raw::save_unsigned(rdb, wheels.len() as u64);
+        for (wheel, bytes) in wheels {
+            raw::save_slice(rdb, wheel.as_bytes());
+            raw::save_slice(rdb, &bytes);
+        }
+    }
+}
+
+/// Reads [`aux_save`]'s section: the table is replaced by the saved requirements, whose wheels
+/// are written to new directories and installed (offline) before the load goes on.
+pub fn aux_load(rdb: *mut raw::RedisModuleIO) -> Result<(), String> {
+    let text = |rdb| -> Result<String, String> {
+        let buffer = raw::load_string_buffer(rdb).map_err(|e| format!("truncated section: {e}"))?;
+        String::from_utf8(buffer.as_ref().to_vec()).map_err(|_| "a name is not UTF-8".to_string())
+    };
+    let count = raw::load_unsigned(rdb).map_err(|e| format!("truncated section: {e}"))?;
+    let mut loaded = Vec::new();
+    for _ in 0..count {
+        let name = text(rdb)?;
+        let n = raw::load_unsigned(rdb).map_err(|e| format!("truncated section: {e}"))?;
+        let mut wheels = Vec::new();
+        for _ in 0..n {
+            let wheel = text(rdb)?;
+            if wheel.contains('/') || wheel.starts_with('.') {
+                return Err(format!("bad wheel name '{wheel}'"));
+            }
+            let bytes =
+                raw::load_string_buffer(rdb).map_err(|e| format!("truncated section: {e}"))?;
+            wheels.push((wheel, bytes.as_ref().to_vec()));
+        }
+        loaded.push((name, wheels));
+    }
+    let mut table = BTreeMap::new();
+    let mut to_install: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for (name, wheels) in loaded {
+        let Preparation::Install(mut created) = prepare(std::slice::from_ref(&name), true)? else {
+            unreachable!("a forced preparation always creates");
+        };
+        let req = created.remove(0);
+        let mut names = Vec::new();
+        for (wheel, bytes) in wheels {
+            let path = req.base_path.join(&wheel);
+            std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            to_install.entry(wheel.clone()).or_insert(path);
+            names.push(wheel);
+        }
+        let _ = req.wheels.set(names);
+        req.downloaded.store(true, Ordering::SeqCst);
+        req.in_table.store(true, Ordering::SeqCst);
+        table.insert(name, req);
+    }
+    let files: Vec<(std::fs::File, String)> = to_install
+        .into_iter()
+        .map(|(wheel, path)| {
+            std::fs::File::open(&path)
+                .map(|f| (f, wheel))
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    for result in reqs_manager::install::install_all(files, &site_dir()) {
+        result.map_err(|e| {
+            format!("Failed install requirement on shard, check shard log for more info. ({e})")
+        })?;
+    }
+    for req in table.values() {
+        req.installed.store(true, Ordering::SeqCst);
+    }
+    *lock(&TABLE) = table;
+    crate::python::reset_module_cache();
+    Ok(())
+}
+
+/// Largest piece of a wheel in one replicated command: far below `proto-max-bulk-len`, however
+/// large the wheel.
+const CHUNK: usize = 8 * 1024 * 1024;
+
+/// Sends newly installed requirements to replicas and the AOF, wheel bytes in pieces
+/// (`RG.INNERREQPUT`), then `RG.INNERREQDONE` which installs them there.
+pub fn propagate(ctx: &redis_module::Context, reqs: &[Arc<Requirement>]) {
+    for req in reqs.iter().filter(|r| r.is_downloaded()) {
+        let wheels = req.wheels();
+        for wheel in &wheels {
+            let Ok(bytes) = std::fs::read(req.base_path.join(wheel)) else {
+                log(
+                    "warning",
+                    &format!(
+                        "requirement '{}': {wheel} is missing, not replicated",
+                        req.name
+                    ),
+                );
+                return;
+            };
+            let mut offset = 0;
+            loop {
+                let end = (offset + CHUNK).min(bytes.len());
+                let offset_text = offset.to_string();
+                let args: [&[u8]; 4] = [
+                    req.name.as_bytes(),
+                    wheel.as_bytes(),
+                    offset_text.as_bytes(),
+                    &bytes[offset..end],
+                ];
+                ctx.replicate("RG.INNERREQPUT", &args[..]);
+                offset = end;
+                if offset >= bytes.len() {
+                    break;
+                }
+            }
+        }
+        let mut args: Vec<&[u8]> = vec![req.name.as_bytes()];
+        args.extend(wheels.iter().map(|w| w.as_bytes()));
+        ctx.replicate("RG.INNERREQDONE", &args[..]);
+    }
+}
+
+/// Where a replica collects the pieces of a requirement's wheels.
+fn incoming_dir(name: &str) -> PathBuf {
+    let digest = reqs_manager::Sha256Hex::of(name.as_bytes());
+    requirements_dir()
+        .join(".incoming")
+        .join(&digest.as_str()[..16])
+}
+
+fn safe_wheel_name(wheel: &str) -> Result<(), String> {
+    if wheel.is_empty()
+        || wheel.contains(['/', '\0'])
+        || wheel.starts_with('.')
+        || !wheel.ends_with(".whl")
+    {
+        return Err(format!("bad wheel name '{wheel}'"));
+    }
+    Ok(())
+}
+
+/// `RG.INNERREQPUT <req> <wheel> <offset> <bytes>`: one piece of a wheel, in order.
+pub fn inner_put(name: &str, wheel: &str, offset: u64, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    safe_wheel_name(wheel)?;
+    let dir = incoming_dir(name);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join(wheel);
+    let current = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let mut file = if offset == 0 {
+        std::fs::File::create(&path)
+    } else if offset == current {
+        std::fs::OpenOptions::new().append(true).open(&path)
+    } else {
+        return Err(format!(
+            "{wheel}: piece at offset {offset}, but {current} bytes arrived"
+        ));
+    }
+    .map_err(|e| e.to_string())?;
+    file.write_all(bytes).map_err(|e| e.to_string())
+}
+
+/// `RG.INNERREQDONE <req> <wheel> ...`: the requirement's wheels arrived; it is installed
+/// (offline) and enters the table, replacing an entry with the same string.
+pub fn inner_done(name: &str, wheels: &[String]) -> Result<(), String> {
+    let incoming = incoming_dir(name);
+    let Preparation::Install(mut created) = prepare(&[name.to_string()], true)? else {
+        unreachable!("a forced preparation always creates");
+    };
+    let req = created.remove(0);
+    let mut files = Vec::new();
+    for wheel in wheels {
+        safe_wheel_name(wheel)?;
+        let destination = req.base_path.join(wheel);
+        std::fs::rename(incoming.join(wheel), &destination).map_err(|e| format!("{wheel}: {e}"))?;
+        files.push((
+            std::fs::File::open(&destination).map_err(|e| e.to_string())?,
+            wheel.clone(),
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&incoming);
+    for result in reqs_manager::install::install_all(files, &site_dir()) {
+        result.map_err(|e| {
+            format!("Failed install requirement on shard, check shard log for more info. ({e})")
+        })?;
+    }
+    let _ = req.wheels.set(wheels.to_vec());
+    req.downloaded.store(true, Ordering::SeqCst);
+    req.installed.store(true, Ordering::SeqCst);
+    insert_in_table(&req);
+    crate::python::reset_module_cache();
+    Ok(())
 }

@@ -345,3 +345,160 @@ fn the_public_index_when_reachable() {
         other => assert_eq!(other, Reply::results(&["4.5.1"], &[])),
     }
 }
+
+fn names_in_table(con: &mut redis::Connection) -> Vec<String> {
+    let mut names: Vec<String> = cmd(con, &["RG.PYDUMPREQS"])
+        .items()
+        .iter()
+        .map(|e| field(e, "Name").as_str().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn requirements_survive_reload_and_restart_without_the_index() {
+    let index = TestIndex::start(Format::Html);
+    index.add(&wheel("tiny", "0.2"));
+    index.add(&wheel("app", "1.0").requires(&["tiny>=0.2"]));
+    let cache = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server_args = ["--dir", data.path().to_str().unwrap()];
+    let url = index.url.clone();
+    let module_args = [
+        "RequirementsIndexUrl",
+        &url,
+        "WheelsCacheDir",
+        cache.path().to_str().unwrap(),
+    ];
+    let first = Server::with_server_args(&server_args, &module_args);
+    let mut con = first.con();
+    assert_eq!(
+        pyexecute(&mut con, VERSION_OF_TINY, &["REQUIREMENTS", "app"]),
+        Reply::results(&["0.2"], &[])
+    );
+    assert_eq!(cmd(&mut con, &["DEBUG", "RELOAD"]), Reply::ok());
+    assert_eq!(names_in_table(&mut con), ["app"]);
+    assert_eq!(cmd(&mut con, &["SAVE"]), Reply::ok());
+    drop(con);
+    drop(first);
+
+    // The index is gone and the shard's packages too: the RDB alone brings them back.
+    drop(index);
+    std::fs::remove_dir_all(data.path().join("gears-rs")).unwrap();
+    let second = Server::with_server_args(&server_args, &module_args);
+    let mut con = second.con();
+    assert_eq!(names_in_table(&mut con), ["app"]);
+    let entry = cmd(&mut con, &["RG.PYDUMPREQS"]).items()[0].clone();
+    assert_eq!(field(&entry, "IsInstalled"), &Reply::bulk("yes"));
+    let mut wheels = field(&entry, "Wheels").sorted_strings();
+    wheels.sort();
+    assert_eq!(
+        wheels,
+        ["app-1.0-py3-none-any.whl", "tiny-0.2-py3-none-any.whl"]
+    );
+    let reply = pyexecute(&mut con, "GB('ShardsIDReader').map(lambda x: __import__('app').VERSION + __import__('tiny').VERSION).run()", &["REQUIREMENTS", "app"]);
+    assert_eq!(reply, Reply::results(&["1.00.2"], &[]));
+}
+
+#[test]
+fn replicas_receive_requirements() {
+    let s = setup();
+    let replica = Server::with_module_args(&["WheelsCacheDir", s._cache.path().to_str().unwrap()]);
+    let mut r = replica.con();
+    cmd(
+        &mut r,
+        &["REPLICAOF", "127.0.0.1", &s.server.port.to_string()],
+    );
+    e2e::wait_for(&mut r, "the replica to sync", |r| {
+        cmd(r, &["INFO", "replication"])
+            .as_str()
+            .contains("master_link_status:up")
+    });
+    let mut p = s.server.con();
+    assert_eq!(
+        pyexecute(&mut p, VERSION_OF_TINY, &["REQUIREMENTS", "app"]),
+        Reply::results(&["0.2"], &[])
+    );
+    e2e::wait_for(&mut r, "the requirement to reach the replica", |r| {
+        names_in_table(r) == ["app"]
+    });
+    let entry = cmd(&mut r, &["RG.PYDUMPREQS"]).items()[0].clone();
+    assert_eq!(field(&entry, "IsDownloaded"), &Reply::bulk("yes"));
+    assert_eq!(field(&entry, "IsInstalled"), &Reply::bulk("yes"));
+    // The replica imports it without ever asking an index (it has none configured here).
+    let reply = pyexecute(
+        &mut r,
+        "GB('ShardsIDReader').map(lambda x: __import__('app').VERSION).run()",
+        &[],
+    );
+    assert_eq!(reply, Reply::results(&["1.0"], &[]));
+
+    // A replica that syncs later gets it through the RDB.
+    let late = Server::start();
+    let mut l = late.con();
+    cmd(
+        &mut l,
+        &["REPLICAOF", "127.0.0.1", &s.server.port.to_string()],
+    );
+    e2e::wait_for(&mut l, "the late replica to sync", |l| {
+        cmd(l, &["INFO", "replication"])
+            .as_str()
+            .contains("master_link_status:up")
+    });
+    assert_eq!(names_in_table(&mut l), ["app"]);
+}
+
+#[test]
+fn the_aof_replays_requirements_and_a_rewrite_keeps_them() {
+    let index = TestIndex::start(Format::Json);
+    index.add(&wheel("tiny", "0.2"));
+    let cache = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server_args = [
+        "--dir",
+        data.path().to_str().unwrap(),
+        "--appendonly",
+        "yes",
+    ];
+    let url = index.url.clone();
+    let module_args = [
+        "RequirementsIndexUrl",
+        &url,
+        "WheelsCacheDir",
+        cache.path().to_str().unwrap(),
+    ];
+    let first = Server::with_server_args(&server_args, &module_args);
+    let mut con = first.con();
+    assert_eq!(
+        pyexecute(&mut con, VERSION_OF_TINY, &["REQUIREMENTS", "tiny"]),
+        Reply::results(&["0.2"], &[])
+    );
+    drop(con);
+    drop(first);
+    drop(index);
+    std::fs::remove_dir_all(data.path().join("gears-rs")).unwrap();
+
+    // Replayed from the AOF's RG.INNERREQPUT / RG.INNERREQDONE, with no index.
+    let second = Server::with_server_args(&server_args, &module_args);
+    let mut con = second.con();
+    assert_eq!(names_in_table(&mut con), ["tiny"]);
+    assert_eq!(
+        pyexecute(&mut con, VERSION_OF_TINY, &["REQUIREMENTS", "tiny"]),
+        Reply::results(&["0.2"], &[])
+    );
+    // After a rewrite (RDB preamble) they are still there.
+    cmd(&mut con, &["BGREWRITEAOF"]);
+    e2e::wait_for(&mut con, "the rewrite", |c| {
+        let info = cmd(c, &["INFO", "persistence"]).as_str().to_string();
+        info.contains("aof_rewrite_in_progress:0")
+            && info.contains("aof_rewrite_scheduled:0")
+            && info.contains("aof_last_bgrewrite_status:ok")
+    });
+    drop(con);
+    drop(second);
+    std::fs::remove_dir_all(data.path().join("gears-rs")).unwrap();
+    let third = Server::with_server_args(&server_args, &module_args);
+    let mut con = third.con();
+    assert_eq!(names_in_table(&mut con), ["tiny"]);
+}

@@ -166,6 +166,7 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {
                         client.reply(Reply::error(text));
                     }
                     Ok(()) => {
+                        reqs::warn_about_other_versions(&new_reqs);
                         session.set_requirements(new_reqs, true);
                         python::reset_module_cache();
                         finish(&guard, &script, session, replaced, &options, Some(client));
@@ -177,6 +178,15 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {
             }
             Answer::NoReply
         }
+    }
+}
+
+/// The session's requirements enter the table; newly installed ones go to replicas and the AOF.
+fn publish_requirements(ctx: &Context, session: &Arc<Session>) {
+    let requirements = session.requirements();
+    reqs::publish(&requirements);
+    if session.installation_needed() {
+        reqs::propagate(ctx, &requirements);
     }
 }
 
@@ -212,14 +222,14 @@ fn finish(
         }
     };
     if !outcome.registrations.is_empty() {
-        reqs::publish(&session.requirements());
+        publish_requirements(ctx, &session);
         apply_batch(&session, replaced, outcome.registrations);
         return respond(client, Reply::ok());
     }
     let Some(entry) = outcome.execution else {
         return respond(client, Reply::ok());
     };
-    reqs::publish(&session.requirements());
+    publish_requirements(ctx, &session);
     if options.unblocking {
         return respond(client, Reply::bulk(entry.id.as_str()));
     }

@@ -25,3 +25,39 @@ pub fn py_stats(_ctx: &Context, _args: Vec<RedisString>) -> Answer {
 pub fn py_dump_reqs(_ctx: &Context, _args: Vec<RedisString>) -> Answer {
     crate::reqs::dump_all().into()
 }
+
+/// `RG.INNERREQPUT <req> <wheel> <offset> <bytes>`: a piece of a replicated requirement.
+pub fn inner_req_put(_ctx: &Context, args: Vec<RedisString>) -> Answer {
+    if args.len() != 5 {
+        return Answer::WrongArity;
+    }
+    let text = |i: usize| String::from_utf8_lossy(args[i].as_slice()).into_owned();
+    let Ok(offset) = text(3).parse::<u64>() else {
+        return Reply::error("RG.INNERREQPUT: bad offset").into();
+    };
+    match crate::reqs::inner_put(&text(1), &text(2), offset, args[4].as_slice()) {
+        Ok(()) => Reply::ok().into(),
+        Err(e) => Reply::error(format!("RG.INNERREQPUT: {e}")).into(),
+    }
+}
+
+/// `RG.INNERREQDONE <req> <wheel> ...`: installs a replicated requirement.
+pub fn inner_req_done(_ctx: &Context, args: Vec<RedisString>) -> Answer {
+    if args.len() < 2 {
+        return Answer::WrongArity;
+    }
+    let texts: Vec<String> = args[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a.as_slice()).into_owned())
+        .collect();
+    match crate::reqs::inner_done(&texts[0], &texts[1..]) {
+        Ok(()) => Reply::ok().into(),
+        Err(e) => {
+            crate::redis_calls::log(
+                "warning",
+                &format!("installing a replicated requirement failed: {e}"),
+            );
+            Reply::error(format!("RG.INNERREQDONE: {e}")).into()
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The module's RDB aux data: a data type with no keys whose aux section (saved before the
+//! keyspace) carries the requirements table, so restarts and replicas' full syncs reinstall
+//! requirements offline. Our own format (DESIGN.md: loading the original's RDB is not a goal).
+
+use std::os::raw::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use redis_module::native_types::RedisType;
+use redis_module::raw;
+
+/// The aux format version this build writes and the newest it reads.
+const REQS_ENCODING_VERSION: i32 = 1;
+
+pub static REQUIREMENTS_TYPE: RedisType = RedisType::new(
+    "GRS_REQS0",
+    REQS_ENCODING_VERSION,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: None,
+        rdb_save: None,
+        aof_rewrite: None,
+        free: None,
+        mem_usage: None,
+        digest: None,
+        aux_load: Some(aux_load),
+        aux_save: Some(aux_save),
+        aux_save2: None,
+        aux_save_triggers: raw::Aux::Before as c_int,
+        free_effort: None,
+        unlink: None,
+        copy: None,
+        defrag: None,
+        copy2: None,
+        free_effort2: None,
+        mem_usage2: None,
+        unlink2: None,
+    },
+);
+
+extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
+    if when != raw::Aux::Before as c_int {
+        return;
+    }
+    if catch_unwind(AssertUnwindSafe(|| crate::reqs::aux_save(rdb))).is_err() {
+        crate::redis_calls::log("warning", "saving the requirements failed (panic caught)");
+    }
+}
+
+extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int) -> c_int {
+    if when != raw::Aux::Before as c_int {
+        return raw::REDISMODULE_OK as c_int;
+    }
+    if encver > REQS_ENCODING_VERSION {
+        crate::redis_calls::log(
+            "warning",
+            &format!("Give requirement version is not supported, please upgrade to newer RedisGears. (the RDB has version {encver}, this build reads up to {REQS_ENCODING_VERSION})"),
+        );
+        return raw::REDISMODULE_ERR as c_int;
+    }
+    match catch_unwind(AssertUnwindSafe(|| crate::reqs::aux_load(rdb))) {
+        Ok(Ok(())) => raw::REDISMODULE_OK as c_int,
+        Ok(Err(e)) => {
+            crate::redis_calls::log("warning", &format!("Failed deserialize requirements ({e})"));
+            raw::REDISMODULE_ERR as c_int
+        }
+        Err(_) => {
+            crate::redis_calls::log("warning", "Failed deserialize requirements (panic caught)");
+            raw::REDISMODULE_ERR as c_int
+        }
+    }
+}
