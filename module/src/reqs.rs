@@ -562,8 +562,11 @@ pub fn aux_load(rdb: *mut raw::RedisModuleIO) -> Result<(), String> {
     for req in table.values() {
         req.installed.store(true, Ordering::SeqCst);
     }
+    let installed_any = !table.is_empty();
     *lock(&TABLE) = table;
-    crate::python::reset_module_cache();
+    if installed_any {
+        crate::python::reset_module_cache();
+    }
     Ok(())
 }
 

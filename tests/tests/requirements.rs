@@ -183,6 +183,11 @@ fn force_reinstall_switches_versions_in_a_running_server() {
     let (v2, id2) = split(cmd(&mut con, &["GET", "second"]).as_str());
     assert_eq!(v2, "0.2");
     assert_ne!(id1, id2, "a new module object after the reinstall");
+    let log = s.server.log();
+    assert!(
+        log.contains("installing tiny 0.2 replaces tiny-0.1-py3-none-any.whl of requirement 'tiny==0.1' used by session(s) s1"),
+        "{log}"
+    );
     let sessions = cmd(&mut con, &["RG.PYDUMPSESSIONS", "SESSIONS", "s1"]);
     assert_eq!(
         field(&sessions.items()[0], "requirementInstallationNeeded"),
@@ -434,6 +439,55 @@ fn replicas_receive_requirements() {
     );
     assert_eq!(reply, Reply::results(&["1.0"], &[]));
 
+    // A wheel larger than one replicated piece (8 MiB) arrives whole.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let payload: Vec<u8> = (0..20_000_000)
+        .map(|_| {
+            // xorshift64: incompressible bytes, so the wheel is as big as its content.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect();
+    let big = support::RawWheel::new("big", "1.0").entry("big/blob.bin", &payload, 0o644);
+    let bytes = big.build("big-1.0.dist-info");
+    assert!(
+        bytes.len() > 16 * 1024 * 1024,
+        "incompressible enough: {}",
+        bytes.len()
+    );
+    s.index.with(|b| {
+        b.projects
+            .entry("big".into())
+            .or_default()
+            .push(support::Served {
+                filename: "big-1.0-py3-none-any.whl".into(),
+                announced_sha256: Some(reqs_manager::Sha256Hex::of(&bytes).to_string()),
+                bytes,
+                metadata: "Metadata-Version: 2.1\nName: big\nVersion: 1.0\n".into(),
+                yanked: false,
+                requires_python: None,
+                offer_metadata: false,
+                announced_metadata_sha256: None,
+            })
+    });
+    let size = "GB('ShardsIDReader').map(lambda x: len(open(__import__('big').__path__[0] + '/blob.bin', 'rb').read())).run()";
+    assert_eq!(
+        pyexecute(&mut p, size, &["REQUIREMENTS", "big"]),
+        Reply::results(&["20000000"], &[])
+    );
+    e2e::wait_for(&mut r, "the big requirement to reach the replica", |r| {
+        names_in_table(r) == ["app", "big"]
+    });
+    assert_eq!(
+        pyexecute(&mut r, size, &[]),
+        Reply::results(&["20000000"], &[])
+    );
+    // Two small wheels in one piece each, the big one in three pieces of at most 8 MiB.
+    let stats = cmd(&mut r, &["INFO", "commandstats"]).as_str().to_string();
+    assert!(stats.contains("cmdstat_rg.innerreqput:calls=5,"), "{stats}");
+
     // A replica that syncs later gets it through the RDB.
     let late = Server::start();
     let mut l = late.con();
@@ -446,7 +500,7 @@ fn replicas_receive_requirements() {
             .as_str()
             .contains("master_link_status:up")
     });
-    assert_eq!(names_in_table(&mut l), ["app"]);
+    assert_eq!(names_in_table(&mut l), ["app", "big"]);
 }
 
 #[test]
