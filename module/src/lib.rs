@@ -110,6 +110,8 @@ command!(
 command!(rg_debugscanfloor, debug::scan_floor);
 command!(rg_pydumpreqs, python_commands::py_dump_reqs);
 command!(rg_innerreqput, python_commands::inner_req_put);
+command!(rg_pyexportreq, python_commands::py_export_req);
+command!(rg_pyimportreq, python_commands::py_import_req);
 command!(rg_innerreqdone, python_commands::inner_req_done);
 
 redis_module! {
@@ -144,6 +146,8 @@ redis_module! {
         ["rg.debugscanfloor", rg_debugscanfloor, "readonly", 0, 0, 0, ""],
         ["rg.pydumpreqs", rg_pydumpreqs, "readonly", 0, 0, 0, ""],
         ["rg.innerreqput", rg_innerreqput, "write", 0, 0, 0, ""],
+        ["rg.pyexportreq", rg_pyexportreq, "readonly", 0, 0, 0, ""],
+        ["rg.pyimportreq", rg_pyimportreq, "readonly", 0, 0, 0, ""],
         ["rg.innerreqdone", rg_innerreqdone, "write", 0, 0, 0, ""],
     ],
     event_handlers: [

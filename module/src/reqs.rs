@@ -684,3 +684,118 @@ pub fn inner_done(name: &str, wheels: &[String]) -> Result<(), String> {
     crate::python::reset_module_cache();
     Ok(())
 }
+
+/// RG.PYEXPORTREQ: the table entry's 18-element metadata and its serialized form in chunks.
+pub fn export(name: &str) -> Result<(Reply, Vec<Vec<u8>>), String> {
+    let req = lock(&TABLE)
+        .get(name)
+        .cloned()
+        .ok_or_else(|| "requirement does not exists".to_string())?;
+    if !req.is_downloaded() {
+        return Err("Requirement was not installed yet".into());
+    }
+    let mut wheels = Vec::new();
+    for wheel in req.wheels() {
+        let path = req.base_path.join(&wheel);
+        let bytes =
+            std::fs::read(&path).map_err(|_| format!("Could not open file {}", path.display()))?;
+        wheels.push((wheel, bytes));
+    }
+    let bundle = reqs_manager::bundle::RequirementBundle {
+        name: req.name.clone(),
+        compiled_os: compiled_os(),
+        in_table: true,
+        wheels,
+    };
+    Ok((req.dump(1), bundle.chunks()))
+}
+
+/// The tags this shard's interpreter accepts, for the platform check of imported wheels.
+fn target() -> TargetPython {
+    let ((major, minor, micro), _) = INTERPRETER.get().cloned().unwrap_or(((3, 11, 0), None));
+    TargetPython::host((major, minor, micro))
+}
+
+/// RG.PYIMPORTREQ's checks before anything is written: every file is a wheel this shard's
+/// interpreter can use (a bundle built for another platform is named as such).
+pub fn check_bundle(bundle: &reqs_manager::bundle::RequirementBundle) -> Result<(), String> {
+    let target = target();
+    let tags = target.tag_priorities();
+    for (wheel, _) in &bundle.wheels {
+        let name: reqs_manager::wheel_name::WheelName =
+            wheel
+                .parse()
+                .map_err(|e: reqs_manager::wheel_name::WheelNameError| {
+                    format!("{IMPORT_FAILED} ({e})")
+                })?;
+        if tags.best_rank(name.tags()).is_none() {
+            let declared: Vec<String> = name
+                .tags()
+                .map(|(p, a, pl)| format!("{p}-{a}-{pl}"))
+                .collect();
+            let platforms = target.platform_tags();
+            return Err(format!(
+                "{IMPORT_FAILED} ({wheel} is built for {}, which this server's Python {}.{} on {} cannot use; it accepts cp{}{} or abi3 or pure wheels for {} ... {})",
+                declared.join(", "),
+                target.version.0,
+                target.version.1,
+                target.machine,
+                target.version.0,
+                target.version.1,
+                platforms.first().map(String::as_str).unwrap_or("any"),
+                platforms.last().map(String::as_str).unwrap_or("any"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The spec's text for an install that failed on a shard.
+pub const IMPORT_FAILED: &str =
+    "Failed install requirement on shard, check shard log for more info.";
+
+/// Installs an imported requirement (on the install thread): its wheels go to a new directory
+/// and are installed offline. The caller puts it in the table under the Redis lock.
+pub fn import(bundle: reqs_manager::bundle::RequirementBundle) -> Result<Arc<Requirement>, String> {
+    let Preparation::Install(mut created) = prepare(std::slice::from_ref(&bundle.name), true)
+        .map_err(|e| format!("{IMPORT_FAILED} ({e})"))?
+    else {
+        unreachable!("a forced preparation always creates");
+    };
+    let req = created.remove(0);
+    let mut names = Vec::new();
+    let mut files = Vec::new();
+    for (wheel, bytes) in bundle.wheels {
+        safe_wheel_name(&wheel).map_err(|e| format!("{IMPORT_FAILED} ({e})"))?;
+        let path = req.base_path.join(&wheel);
+        std::fs::write(&path, &bytes).map_err(|_| "Failed writing data to file".to_string())?;
+        files.push((
+            std::fs::File::open(&path).map_err(|_| "Failed open file for write".to_string())?,
+            wheel.clone(),
+        ));
+        names.push(wheel);
+    }
+    for result in reqs_manager::install::install_all(files, &site_dir()) {
+        result.map_err(|e| {
+            log(
+                "warning",
+                &format!("importing requirement '{}' failed: {e}", req.name),
+            );
+            format!("{IMPORT_FAILED} ({})", one_line(&e.to_string()))
+        })?;
+    }
+    let _ = req.wheels.set(names);
+    req.downloaded.store(true, Ordering::SeqCst);
+    req.installed.store(true, Ordering::SeqCst);
+    Ok(req)
+}
+
+/// After an import: the requirement enters the table (replacing an entry with its string) when
+/// the bundle says so, replicas get it, and the next imports load the new files.
+pub fn finish_import(ctx: &redis_module::Context, req: &Arc<Requirement>, in_table: bool) {
+    if in_table {
+        insert_in_table(req);
+    }
+    propagate(ctx, std::slice::from_ref(req));
+    crate::python::reset_module_cache();
+}

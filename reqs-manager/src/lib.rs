@@ -6,6 +6,7 @@
 //! first, then a PEP 691 / PEP 503 simple index) and the pubgrub resolver over wheel metadata.
 //! It never depends on redis-module or pyo3.
 
+pub mod bundle;
 pub mod index;
 pub mod install;
 pub mod metadata;

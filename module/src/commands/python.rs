@@ -61,3 +61,63 @@ pub fn inner_req_done(_ctx: &Context, args: Vec<RedisString>) -> Answer {
         }
     }
 }
+
+/// `RG.PYEXPORTREQ <requirement>`: `[metadata, [chunk, ...]]`, chunks of at most 10 MiB.
+pub fn py_export_req(_ctx: &Context, args: Vec<RedisString>) -> Answer {
+    if args.len() != 2 {
+        return Answer::WrongArity;
+    }
+    let name = String::from_utf8_lossy(args[1].as_slice()).into_owned();
+    match crate::reqs::export(&name) {
+        Ok((metadata, chunks)) => Reply::Array(vec![
+            metadata,
+            Reply::Array(chunks.into_iter().map(Reply::Bulk).collect()),
+        ])
+        .into(),
+        Err(e) => Reply::error(e).into(),
+    }
+}
+
+/// `RG.PYIMPORTREQ <chunk> ...`: parses the concatenated chunks, installs the requirement off
+/// the main thread while the client waits, then replies `OK`.
+pub fn py_import_req(ctx: &Context, args: Vec<RedisString>) -> Answer {
+    use redis_module::ContextFlags;
+    if ctx
+        .get_flags()
+        .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING)
+    {
+        return Reply::error(
+            "Can not run gears inside a multi exec, lua, or when blocking is not allowed",
+        )
+        .into();
+    }
+    let bytes: Vec<u8> = args[1..]
+        .iter()
+        .flat_map(|a| a.as_slice().to_vec())
+        .collect();
+    let bundle = match reqs_manager::bundle::RequirementBundle::parse(&bytes) {
+        Ok(bundle) => bundle,
+        Err(e) => return Reply::error(e.to_string()).into(),
+    };
+    if let Err(e) = crate::reqs::check_bundle(&bundle) {
+        return Reply::error(e).into();
+    }
+    let client = crate::blocked::BlockedClient::block(ctx, 0);
+    let in_table = bundle.in_table;
+    let job = move || {
+        let imported = crate::reqs::import(bundle);
+        let guard = redis_module::ThreadSafeContext::new().lock();
+        match imported {
+            Ok(req) => {
+                crate::reqs::finish_import(&guard, &req, in_table);
+                client.reply(Reply::bulk("OK"));
+            }
+            Err(e) => client.reply(Reply::error(e)),
+        }
+    };
+    if !crate::threads::run_install(job) {
+        return Reply::error("Failed create distribute requirements execution on rg.importreq")
+            .into();
+    }
+    Answer::NoReply
+}
