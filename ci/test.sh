@@ -12,8 +12,8 @@ echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 
-echo "== build the module"
-cargo build --release -p redisgears
+echo "== build the module and the gears-reqs tool"
+cargo build --release -p redisgears -p reqs-manager --bins
 
 echo "== tests"
 cargo test --workspace --release

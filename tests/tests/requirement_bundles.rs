@@ -302,3 +302,138 @@ fn gears_cli_round_trip() {
         Reply::results(&["1.0 0.2"], &[])
     );
 }
+
+/// The `gears-reqs` tool, built by ci/test.sh beside the module.
+fn gears_reqs() -> std::path::PathBuf {
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/gears-reqs");
+    assert!(
+        path.exists(),
+        "{} is missing: cargo build --release -p reqs-manager --bins",
+        path.display()
+    );
+    path
+}
+
+fn run_tool(args: &[&str]) -> String {
+    let out = std::process::Command::new(gears_reqs())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gears-reqs {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn gears_reqs_bundles_for_the_servers_interpreter_imports_and_lists() {
+    let index = TestIndex::start(Format::Html);
+    let tiny = index.add(&wheel("tiny", "0.2"));
+    let app = index.add(&wheel("app", "1.0").requires(&["tiny"]));
+    index.add(&wheel("native", "1.0").tag("cp312-cp312-manylinux_2_17_x86_64"));
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+
+    // Bundles, imported into a server with no index, listed with their hashes.
+    let written = run_tool(&[
+        "bundle",
+        "--out",
+        dir,
+        "--index-url",
+        &index.url,
+        "--python",
+        "3.11.2",
+        "app",
+    ]);
+    let bundle = written.trim().to_string();
+    assert!(
+        bundle.ends_with("redisgears-requirement-v2-app-linux-bookworm-x64.zip"),
+        "{bundle}"
+    );
+    let (_cache, target) = offline();
+    let url = format!("redis://127.0.0.1:{}/", target.port);
+    assert_eq!(
+        run_tool(&["import", "--url", &url, &bundle]).trim(),
+        "app: OK"
+    );
+    let mut con = target.con();
+    assert_eq!(
+        pyexecute(&mut con, IMPORTS, &["REQUIREMENTS", "app"]),
+        Reply::results(&["1.0 0.2"], &[])
+    );
+    let listed = run_tool(&["list", "--url", &url]);
+    assert!(
+        listed.contains(&format!(
+            "app-1.0-py3-none-any.whl  sha256={}",
+            reqs_manager::Sha256Hex::of(&app.bytes)
+        )),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!(
+            "tiny-0.2-py3-none-any.whl  sha256={}",
+            reqs_manager::Sha256Hex::of(&tiny.bytes)
+        )),
+        "{listed}"
+    );
+    let refused = std::process::Command::new(gears_reqs())
+        .args(["bundle", "--out", dir, "--index-url", &index.url, "app"])
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains("not overwriting")
+    );
+
+    // Resolution is for the server's interpreter, not this host's.
+    let house = tempfile::tempdir().unwrap();
+    let house_dir = house.path().to_str().unwrap();
+    let err = std::process::Command::new(gears_reqs())
+        .args([
+            "bundle",
+            "--wheelhouse",
+            "--out",
+            house_dir,
+            "--index-url",
+            &index.url,
+            "--python",
+            "3.11",
+            "native",
+        ])
+        .output()
+        .unwrap();
+    assert!(!err.status.success());
+    assert!(
+        String::from_utf8_lossy(&err.stderr).contains("is not for this interpreter"),
+        "{}",
+        String::from_utf8_lossy(&err.stderr)
+    );
+    let written = run_tool(&[
+        "bundle",
+        "--wheelhouse",
+        "--out",
+        house_dir,
+        "--index-url",
+        &index.url,
+        "--python",
+        "3.12.1",
+        "native",
+        "app",
+    ]);
+    let mut files: Vec<String> = written
+        .lines()
+        .map(|l| l.rsplit('/').next().unwrap().to_string())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "app-1.0-py3-none-any.whl",
+            "native-1.0-cp312-cp312-manylinux_2_17_x86_64.whl",
+            "tiny-0.2-py3-none-any.whl"
+        ]
+    );
+}
