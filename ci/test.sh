@@ -13,7 +13,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 
 echo "== build the module and the gears-reqs tool"
-cargo build --release -p redisgears -p reqs-manager --bins
+cargo build --release -p redisgears
+cargo build --release -p reqs-manager --bins
 
 echo "== tests"
 cargo test --workspace --release
