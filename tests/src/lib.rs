@@ -67,7 +67,11 @@ impl Server {
         module_args: &[&str],
     ) -> Result<Server, StartFailure> {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("gears-e2e-{}-{port}", std::process::id()));
+        // Unique per server, not per port: a port freed by a test that is still removing its
+        // directory may be handed to the next server at once.
+        static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("gears-e2e-{}-{n}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a scratch directory");
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
