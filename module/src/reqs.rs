@@ -110,6 +110,11 @@ impl Requirement {
 
 /// `<os>-<codename>-<arch>` of this build, as RedisGears reports its own (e.g. linux-bookworm-x64).
 fn compiled_os() -> String {
+    static COMPILED_OS: OnceLock<String> = OnceLock::new();
+    COMPILED_OS.get_or_init(read_compiled_os).clone()
+}
+
+fn read_compiled_os() -> String {
     let codename = std::fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|text| {
@@ -307,8 +312,7 @@ pub fn install(reqs: &[Arc<Requirement>]) -> Result<(), InstallFailure> {
         );
         InstallFailure(format!("{DOWNLOAD_FAILED}: {}", one_line(&reason)))
     };
-    let ((major, minor, micro), build_python) =
-        INTERPRETER.get().cloned().unwrap_or(((3, 11, 0), None));
+    let build_python = INTERPRETER.get().and_then(|(_, python)| python.clone());
     let cache =
         wheels_cache::WheelsCache::open(&cache_dir).map_err(|e| download_failed(e.to_string()))?;
     let index = PackageIndex::new(IndexOptions {
@@ -324,7 +328,7 @@ pub fn install(reqs: &[Arc<Requirement>]) -> Result<(), InstallFailure> {
         .map(|r| r.name.parse())
         .collect::<Result<_, _>>()
         .map_err(|e: reqs_manager::RequirementError| download_failed(e.to_string()))?;
-    let target = TargetPython::host((major, minor, micro));
+    let target = target();
     let resolution = Resolver::new(&index, &target)
         .resolve(&parsed)
         .map_err(|e| download_failed(e.to_string()))?;
@@ -518,9 +522,6 @@ pub fn aux_load(rdb: *mut raw::RedisModuleIO) -> Result<(), String> {
         let mut wheels = Vec::new();
         for _ in 0..n {
             let wheel = text(rdb)?;
-            if wheel.contains('/') || wheel.starts_with('.') {
-                return Err(format!("bad wheel name '{wheel}'"));
-            }
             let bytes =
                 raw::load_string_buffer(rdb).map_err(|e| format!("truncated section: {e}"))?;
             wheels.push((wheel, bytes.as_ref().to_vec()));
@@ -528,39 +529,12 @@ pub fn aux_load(rdb: *mut raw::RedisModuleIO) -> Result<(), String> {
         loaded.push((name, wheels));
     }
     let mut table = BTreeMap::new();
-    let mut to_install: BTreeMap<String, PathBuf> = BTreeMap::new();
     for (name, wheels) in loaded {
-        let Preparation::Install(mut created) = prepare(std::slice::from_ref(&name), true)? else {
-            unreachable!("a forced preparation always creates");
-        };
-        let req = created.remove(0);
-        let mut names = Vec::new();
-        for (wheel, bytes) in wheels {
-            let path = req.base_path.join(&wheel);
-            std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-            to_install.entry(wheel.clone()).or_insert(path);
-            names.push(wheel);
-        }
-        let _ = req.wheels.set(names);
-        req.downloaded.store(true, Ordering::SeqCst);
+        let req = install_placed(&name, wheels, |_, bytes, path| {
+            std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+        })?;
         req.in_table.store(true, Ordering::SeqCst);
         table.insert(name, req);
-    }
-    let files: Vec<(std::fs::File, String)> = to_install
-        .into_iter()
-        .map(|(wheel, path)| {
-            std::fs::File::open(&path)
-                .map(|f| (f, wheel))
-                .map_err(|e| e.to_string())
-        })
-        .collect::<Result<_, _>>()?;
-    for result in reqs_manager::install::install_all(files, &site_dir()) {
-        result.map_err(|e| {
-            format!("Failed install requirement on shard, check shard log for more info. ({e})")
-        })?;
-    }
-    for req in table.values() {
-        req.installed.store(true, Ordering::SeqCst);
     }
     let installed_any = !table.is_empty();
     *lock(&TABLE) = table;
@@ -657,32 +631,55 @@ pub fn inner_put(name: &str, wheel: &str, offset: u64, bytes: &[u8]) -> Result<(
 /// (offline) and enters the table, replacing an entry with the same string.
 pub fn inner_done(name: &str, wheels: &[String]) -> Result<(), String> {
     let incoming = incoming_dir(name);
-    let Preparation::Install(mut created) = prepare(&[name.to_string()], true)? else {
-        unreachable!("a forced preparation always creates");
-    };
-    let req = created.remove(0);
-    let mut files = Vec::new();
-    for wheel in wheels {
-        safe_wheel_name(wheel)?;
-        let destination = req.base_path.join(wheel);
-        std::fs::rename(incoming.join(wheel), &destination).map_err(|e| format!("{wheel}: {e}"))?;
-        files.push((
-            std::fs::File::open(&destination).map_err(|e| e.to_string())?,
-            wheel.clone(),
-        ));
-    }
+    let req = install_placed(
+        name,
+        wheels.iter().map(|w| (w.clone(), ())).collect(),
+        |wheel, (), path| {
+            std::fs::rename(incoming.join(wheel), path).map_err(|e| format!("{wheel}: {e}"))
+        },
+    )?;
     let _ = std::fs::remove_dir_all(&incoming);
-    for result in reqs_manager::install::install_all(files, &site_dir()) {
-        result.map_err(|e| {
-            format!("Failed install requirement on shard, check shard log for more info. ({e})")
-        })?;
-    }
-    let _ = req.wheels.set(wheels.to_vec());
-    req.downloaded.store(true, Ordering::SeqCst);
-    req.installed.store(true, Ordering::SeqCst);
     insert_in_table(&req);
     crate::python::reset_module_cache();
     Ok(())
+}
+
+/// A new requirement `name` whose wheels `place` puts into its directory, installed offline into
+/// the shard: what an RDB load, a replicated requirement and RG.PYIMPORTREQ all do.
+fn install_placed<W>(
+    name: &str,
+    wheels: Vec<(String, W)>,
+    mut place: impl FnMut(&str, W, &Path) -> Result<(), String>,
+) -> Result<Arc<Requirement>, String> {
+    let Preparation::Install(mut created) =
+        prepare(&[name.to_string()], true).map_err(|e| format!("{IMPORT_FAILED} ({e})"))?
+    else {
+        unreachable!("a forced preparation always creates");
+    };
+    let req = created.remove(0);
+    let mut names = Vec::with_capacity(wheels.len());
+    let mut files = Vec::with_capacity(wheels.len());
+    for (wheel, source) in wheels {
+        safe_wheel_name(&wheel).map_err(|e| format!("{IMPORT_FAILED} ({e})"))?;
+        let path = req.base_path.join(&wheel);
+        place(&wheel, source, &path)?;
+        let file = std::fs::File::open(&path).map_err(|e| format!("{wheel}: {e}"))?;
+        files.push((file, wheel.clone()));
+        names.push(wheel);
+    }
+    for result in reqs_manager::install::install_all(files, &site_dir()) {
+        result.map_err(|e| {
+            log(
+                "warning",
+                &format!("installing requirement '{name}' failed: {e}"),
+            );
+            format!("{IMPORT_FAILED} ({})", one_line(&e.to_string()))
+        })?;
+    }
+    let _ = req.wheels.set(names);
+    req.downloaded.store(true, Ordering::SeqCst);
+    req.installed.store(true, Ordering::SeqCst);
+    Ok(req)
 }
 
 /// RG.PYEXPORTREQ: the table entry's 18-element metadata and its serialized form in chunks.
@@ -710,7 +707,7 @@ pub fn export(name: &str) -> Result<(Reply, Vec<Vec<u8>>), String> {
     Ok((req.dump(1), bundle.chunks()))
 }
 
-/// The tags this shard's interpreter accepts, for the platform check of imported wheels.
+/// The interpreter requirements are resolved and checked for: the embedded one on this host.
 fn target() -> TargetPython {
     let ((major, minor, micro), _) = INTERPRETER.get().cloned().unwrap_or(((3, 11, 0), None));
     TargetPython::host((major, minor, micro))
@@ -757,37 +754,9 @@ pub const IMPORT_FAILED: &str =
 /// Installs an imported requirement (on the install thread): its wheels go to a new directory
 /// and are installed offline. The caller puts it in the table under the Redis lock.
 pub fn import(bundle: reqs_manager::bundle::RequirementBundle) -> Result<Arc<Requirement>, String> {
-    let Preparation::Install(mut created) = prepare(std::slice::from_ref(&bundle.name), true)
-        .map_err(|e| format!("{IMPORT_FAILED} ({e})"))?
-    else {
-        unreachable!("a forced preparation always creates");
-    };
-    let req = created.remove(0);
-    let mut names = Vec::new();
-    let mut files = Vec::new();
-    for (wheel, bytes) in bundle.wheels {
-        safe_wheel_name(&wheel).map_err(|e| format!("{IMPORT_FAILED} ({e})"))?;
-        let path = req.base_path.join(&wheel);
-        std::fs::write(&path, &bytes).map_err(|_| "Failed writing data to file".to_string())?;
-        files.push((
-            std::fs::File::open(&path).map_err(|_| "Failed open file for write".to_string())?,
-            wheel.clone(),
-        ));
-        names.push(wheel);
-    }
-    for result in reqs_manager::install::install_all(files, &site_dir()) {
-        result.map_err(|e| {
-            log(
-                "warning",
-                &format!("importing requirement '{}' failed: {e}", req.name),
-            );
-            format!("{IMPORT_FAILED} ({})", one_line(&e.to_string()))
-        })?;
-    }
-    let _ = req.wheels.set(names);
-    req.downloaded.store(true, Ordering::SeqCst);
-    req.installed.store(true, Ordering::SeqCst);
-    Ok(req)
+    install_placed(&bundle.name, bundle.wheels, |_, bytes, path| {
+        std::fs::write(path, bytes).map_err(|_| "Failed writing data to file".to_string())
+    })
 }
 
 /// After an import: the requirement enters the table (replacing an entry with its string) when
