@@ -55,16 +55,22 @@ impl TagPriorities {
 }
 
 impl TargetPython {
-    /// This host's C library and machine with the given interpreter version (the module passes the
-    /// embedded interpreter's `sys.version_info`).
-    pub fn host(version: (u16, u16, u16)) -> Self {
+    /// A CPython `version` on `machine` with `libc` (the platform release and version markers
+    /// left empty).
+    pub fn new(version: (u16, u16, u16), machine: impl Into<String>, libc: Libc) -> Self {
         TargetPython {
             version,
-            machine: std::env::consts::ARCH.to_string(),
-            libc: host_libc(),
+            machine: machine.into(),
+            libc,
             platform_release: String::new(),
             platform_version: String::new(),
         }
+    }
+
+    /// This host's C library and machine with the given interpreter version (the module passes the
+    /// embedded interpreter's `sys.version_info`).
+    pub fn host(version: (u16, u16, u16)) -> Self {
+        TargetPython::new(version, std::env::consts::ARCH, host_libc())
     }
 
     /// The PEP 508 environment markers evaluate against.
@@ -197,16 +203,14 @@ mod tests {
     use super::*;
 
     fn cp311_glibc() -> TargetPython {
-        TargetPython {
-            version: (3, 11, 2),
-            machine: "x86_64".into(),
-            libc: Libc::Glibc {
+        TargetPython::new(
+            (3, 11, 2),
+            "x86_64",
+            Libc::Glibc {
                 major: 2,
                 minor: 36,
             },
-            platform_release: String::new(),
-            platform_version: String::new(),
-        }
+        )
     }
 
     fn rank(target: &TargetPython, tag: (&str, &str, &str)) -> Option<usize> {

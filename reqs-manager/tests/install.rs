@@ -9,24 +9,9 @@ use std::time::Duration;
 
 use reqs_manager::index::HttpOptions;
 use reqs_manager::install::{install_all, install_resolution, install_wheel};
-use reqs_manager::{
-    IndexOptions, Libc, PackageIndex, Requirement, Resolver, Sha256Hex, TargetPython,
-};
+use reqs_manager::{IndexOptions, PackageIndex, Requirement, Resolver, Sha256Hex};
 use support::{wheel, Format, RawWheel, TestIndex};
 use wheels_cache::WheelsCache;
-
-fn target() -> TargetPython {
-    TargetPython {
-        version: (3, 11, 2),
-        machine: "x86_64".into(),
-        libc: Libc::Glibc {
-            major: 2,
-            minor: 36,
-        },
-        platform_release: String::new(),
-        platform_version: String::new(),
-    }
-}
 
 fn cached_index(url: &str, cache: &Path) -> PackageIndex {
     PackageIndex::new(IndexOptions {
@@ -50,7 +35,7 @@ fn resolve_and_install(
     site: &Path,
 ) -> Result<Vec<String>, String> {
     let reqs: Vec<Requirement> = reqs.iter().map(|r| r.parse().unwrap()).collect();
-    let resolution = Resolver::new(index, &target())
+    let resolution = Resolver::new(index, &support::target())
         .resolve(&reqs)
         .map_err(|e| e.to_string())?;
     let installed = install_resolution(index, &resolution, site).map_err(|e| e.to_string())?;
@@ -570,21 +555,7 @@ fn source_only_projects_are_built_once_and_cached() {
         "VERSION = 'built'\n",
         &["tiny"],
     );
-    server.with(|b| {
-        b.projects
-            .entry("srconly".into())
-            .or_default()
-            .push(support::Served {
-                filename,
-                announced_sha256: Some(Sha256Hex::of(&bytes).to_string()),
-                bytes,
-                metadata: String::new(),
-                yanked: false,
-                requires_python: None,
-                offer_metadata: false,
-                announced_metadata_sha256: None,
-            })
-    });
+    server.add_file("srconly", &filename, bytes);
     let cache = tempfile::tempdir().unwrap();
     let site = tempfile::tempdir().unwrap();
     let mut installed = resolve_and_install(
@@ -652,21 +623,7 @@ fn source_only_projects_are_built_once_and_cached() {
         .unwrap();
     assert!(status.success());
     let bytes = std::fs::read(work.path().join("broken_src-1.0.tar.gz")).unwrap();
-    server.with(|b| {
-        b.projects
-            .entry("broken-src".into())
-            .or_default()
-            .push(support::Served {
-                filename: "broken_src-1.0.tar.gz".into(),
-                announced_sha256: Some(Sha256Hex::of(&bytes).to_string()),
-                bytes,
-                metadata: String::new(),
-                yanked: false,
-                requires_python: None,
-                offer_metadata: false,
-                announced_metadata_sha256: None,
-            })
-    });
+    server.add_file("broken-src", "broken_src-1.0.tar.gz", bytes);
     let err = resolve_and_install(
         &cached_index(&server.url, cache.path()),
         &["broken-src"],

@@ -7,23 +7,9 @@ use std::time::Duration;
 
 use reqs_manager::index::{FileLocation, HttpOptions};
 use reqs_manager::{
-    IndexOptions, Libc, PackageIndex, Requirement, Resolution, ResolveError, Resolver, Sha256Hex,
-    TargetPython,
+    IndexOptions, PackageIndex, Requirement, Resolution, ResolveError, Resolver, Sha256Hex,
 };
 use support::{wheel, Format, TestIndex};
-
-fn target() -> TargetPython {
-    TargetPython {
-        version: (3, 11, 2),
-        machine: "x86_64".into(),
-        libc: Libc::Glibc {
-            major: 2,
-            minor: 36,
-        },
-        platform_release: String::new(),
-        platform_version: String::new(),
-    }
-}
 
 fn fast_http() -> HttpOptions {
     HttpOptions {
@@ -48,7 +34,7 @@ fn index(url: Option<&str>, find_links: Option<&std::path::Path>) -> PackageInde
 
 fn resolve(index: &PackageIndex, reqs: &[&str]) -> Result<Resolution, ResolveError> {
     let reqs: Vec<Requirement> = reqs.iter().map(|r| r.parse().unwrap()).collect();
-    Resolver::new(index, &target()).resolve(&reqs)
+    Resolver::new(index, &support::target()).resolve(&reqs)
 }
 
 fn pins(resolution: &Resolution) -> Vec<String> {
@@ -558,21 +544,12 @@ fn requires_python_and_yanked_files_are_left_out() {
     let res = resolve(&index, &["modern"]).unwrap();
     assert_eq!(pins(&res), ["modern==1.0"]);
 
-    server.with(|b| {
-        b.projects
-            .entry("modern".into())
-            .or_default()
-            .push(support::Served {
-                filename: "modern-5.0.tar.gz".into(),
-                bytes: b"not built here".to_vec(),
-                metadata: String::new(),
-                yanked: false,
-                requires_python: None,
-                offer_metadata: false,
-                announced_sha256: None,
-                announced_metadata_sha256: None,
-            })
-    });
+    server.add_file_with(
+        "modern",
+        "modern-5.0.tar.gz",
+        b"not built here".to_vec(),
+        |s| s.announced_sha256 = None,
+    );
     let err = error(resolve(&index, &["modern>=2"]));
     assert!(
         err.contains("5.0: only the source distribution modern-5.0.tar.gz (building is off)"),

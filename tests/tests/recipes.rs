@@ -139,21 +139,7 @@ fn the_requirement_recipe_imports_its_package() {
     let mut fake = support::RawWheel::new("redis", "4.5.1");
     fake.entries[0].1 = b"__version__ = '4.5.1'\n".to_vec();
     let bytes = fake.build("redis-4.5.1.dist-info");
-    index.with(|b| {
-        b.projects
-            .entry("redis".into())
-            .or_default()
-            .push(support::Served {
-                filename: "redis-4.5.1-py3-none-any.whl".into(),
-                announced_sha256: Some(reqs_manager::Sha256Hex::of(&bytes).to_string()),
-                bytes,
-                metadata: String::new(),
-                yanked: false,
-                requires_python: None,
-                offer_metadata: false,
-                announced_metadata_sha256: None,
-            })
-    });
+    index.add_file("redis", "redis-4.5.1-py3-none-any.whl", bytes);
     let cache = tempfile::tempdir().unwrap();
     let server = Server::with_module_args(&[
         "RequirementsIndexUrl",

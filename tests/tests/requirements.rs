@@ -457,21 +457,7 @@ fn replicas_receive_requirements() {
         "incompressible enough: {}",
         bytes.len()
     );
-    s.index.with(|b| {
-        b.projects
-            .entry("big".into())
-            .or_default()
-            .push(support::Served {
-                filename: "big-1.0-py3-none-any.whl".into(),
-                announced_sha256: Some(reqs_manager::Sha256Hex::of(&bytes).to_string()),
-                bytes,
-                metadata: "Metadata-Version: 2.1\nName: big\nVersion: 1.0\n".into(),
-                yanked: false,
-                requires_python: None,
-                offer_metadata: false,
-                announced_metadata_sha256: None,
-            })
-    });
+    s.index.add_file("big", "big-1.0-py3-none-any.whl", bytes);
     let size = "GB('ShardsIDReader').map(lambda x: len(open(__import__('big').__path__[0] + '/blob.bin', 'rb').read())).run()";
     assert_eq!(
         pyexecute(&mut p, size, &["REQUIREMENTS", "big"]),

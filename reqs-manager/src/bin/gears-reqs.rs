@@ -147,13 +147,7 @@ fn bundle(args: &[String]) -> Result<(), String> {
             minor: 36,
         },
     };
-    let target = TargetPython {
-        version,
-        machine: args.get("--machine").unwrap_or("x86_64").to_string(),
-        libc,
-        platform_release: String::new(),
-        platform_version: String::new(),
-    };
+    let target = TargetPython::new(version, args.get("--machine").unwrap_or("x86_64"), libc);
     let cache_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let index = PackageIndex::new(IndexOptions {
         index_url: Some(

@@ -205,24 +205,49 @@ impl TestIndex {
     }
 
     pub fn add_with(&self, wheel: &Wheel, change: impl FnOnce(&mut Served)) -> Served {
-        let bytes = wheel.build();
-        let mut served = Served {
-            filename: wheel.filename(),
+        let mut served = self.served(&wheel.filename(), wheel.build());
+        served.metadata = wheel.metadata_text();
+        change(&mut served);
+        self.push(wheel.name, served)
+    }
+
+    /// Serves `bytes` as `filename` of `project` (a hand-made wheel or a source distribution),
+    /// with its real sha256 announced unless `change` says otherwise.
+    pub fn add_file_with(
+        &self,
+        project: &str,
+        filename: &str,
+        bytes: Vec<u8>,
+        change: impl FnOnce(&mut Served),
+    ) -> Served {
+        let mut served = self.served(filename, bytes);
+        change(&mut served);
+        self.push(project, served)
+    }
+
+    pub fn add_file(&self, project: &str, filename: &str, bytes: Vec<u8>) -> Served {
+        self.add_file_with(project, filename, bytes, |_| {})
+    }
+
+    fn served(&self, filename: &str, bytes: Vec<u8>) -> Served {
+        Served {
+            filename: filename.to_string(),
             announced_sha256: Some(Sha256Hex::of(&bytes).to_string()),
             bytes,
-            metadata: wheel.metadata_text(),
+            metadata: String::new(),
             yanked: false,
             requires_python: None,
             offer_metadata: false,
             announced_metadata_sha256: None,
-        };
-        change(&mut served);
-        let project = normalise(wheel.name);
+        }
+    }
+
+    fn push(&self, project: &str, served: Served) -> Served {
         self.state
             .lock()
             .unwrap()
             .projects
-            .entry(project)
+            .entry(normalise(project))
             .or_default()
             .push(served.clone());
         served
@@ -244,6 +269,18 @@ impl Drop for TestIndex {
             let _ = thread.join();
         }
     }
+}
+
+/// The interpreter the tests resolve for: CPython 3.11.2 on x86_64 with glibc 2.36.
+pub fn target() -> reqs_manager::TargetPython {
+    reqs_manager::TargetPython::new(
+        (3, 11, 2),
+        "x86_64",
+        reqs_manager::Libc::Glibc {
+            major: 2,
+            minor: 36,
+        },
+    )
 }
 
 pub fn normalise(name: &str) -> String {
