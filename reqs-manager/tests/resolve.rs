@@ -562,13 +562,7 @@ fn requires_python_and_yanked_files_are_left_out() {
 
 #[test]
 fn the_public_index_when_reachable() {
-    let reachable = std::net::ToSocketAddrs::to_socket_addrs("pypi.org:443")
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .is_some_and(|addr| {
-            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok()
-        });
-    if !reachable {
+    if !support::public_index_reachable() {
         println!("skipped: pypi.org:443 is not reachable from this machine");
         return;
     }

@@ -271,6 +271,16 @@ impl Drop for TestIndex {
     }
 }
 
+/// Whether pypi.org answers on 443 here: the tests that use the public index skip when not.
+pub fn public_index_reachable() -> bool {
+    std::net::ToSocketAddrs::to_socket_addrs("pypi.org:443")
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok()
+        })
+}
+
 /// The interpreter the tests resolve for: CPython 3.11.2 on x86_64 with glibc 2.36.
 pub fn target() -> reqs_manager::TargetPython {
     reqs_manager::TargetPython::new(
