@@ -21,6 +21,7 @@ pub mod prefetch;
 pub mod progress;
 pub mod reader;
 pub mod record;
+pub mod stream_consumer;
 
 pub use callbacks::{
     AccumulateByKeyFn, AccumulateFn, CallbackScope, ExtractFn, FilterFn, ForEachFn, MapFn, NoScope,

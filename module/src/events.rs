@@ -42,6 +42,9 @@ pub fn on_keyspace_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &
         return;
     }
     let fired = catch_unwind(AssertUnwindSafe(|| {
+        if event == "xadd" {
+            crate::streams::on_xadd(ctx, key);
+        }
         let mut key_type_of_key = None;
         for registration in registrations.iter() {
             let Trigger::Keys(trigger) = &registration.trigger else {

@@ -23,7 +23,9 @@ pub mod reply;
 pub mod reqs;
 pub mod runner;
 pub mod sessions;
+pub mod streams;
 pub mod threads;
+pub mod timers;
 
 use redis_module::{redis_module, Context, RedisResult, RedisString, Status};
 

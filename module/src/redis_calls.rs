@@ -114,7 +114,8 @@ fn relay_options() -> CallOptions {
         .build()
 }
 
-fn call_with(ctx: &Context, command: &str, args: &[Vec<u8>]) -> Result<CallReply, String> {
+/// Runs one replicated command on a context that holds the Redis lock.
+pub fn call_with(ctx: &Context, command: &str, args: &[Vec<u8>]) -> Result<CallReply, String> {
     let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
     // SAFETY: errno is thread-local; cleared so a stale value is not reported.
     unsafe { *libc::__errno_location() = 0 };
@@ -226,6 +227,18 @@ pub fn call(py: Python<'_>, command: &str, args: &[Vec<u8>]) -> Result<CallReply
         let guard = thread_ctx.lock();
         call_with(&guard, command, args)
     })
+}
+
+/// Runs `f` with the Redis lock: the lock this thread already holds (a command or a `sync`
+/// execution on the main thread), else a thread-safe context's. The caller must not hold the
+/// GIL (lock order: Redis lock first).
+pub fn with_redis_lock<R>(f: impl FnOnce(&Context) -> R) -> R {
+    if let Some(ctx) = context::locked_context() {
+        return f(&ctx);
+    }
+    let thread_ctx = ThreadSafeContext::new();
+    let guard = thread_ctx.lock();
+    f(&guard)
 }
 
 pub fn value_to_py(py: Python<'_>, reply: CallReply) -> PyResult<Bound<'_, PyAny>> {

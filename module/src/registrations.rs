@@ -11,6 +11,7 @@ use dataflow::{Plan, Status};
 use crate::executions::{self, ExecutionEntry};
 use crate::reply::Reply;
 use crate::sessions::Session;
+use crate::streams::{Consumer, StreamTrigger};
 
 /// Where and when a registration's executions run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,8 @@ pub enum Trigger {
     Keys(KeysTrigger),
     /// CommandReader: `RG.TRIGGER <name>`.
     Command(CommandTrigger),
+    /// StreamReader: entries added to streams.
+    Stream(StreamTrigger),
 }
 
 impl Trigger {
@@ -61,6 +64,7 @@ impl Trigger {
         match self {
             Trigger::Keys(_) => "KeysReader",
             Trigger::Command(_) => "CommandReader",
+            Trigger::Stream(_) => "StreamReader",
         }
     }
 }
@@ -164,6 +168,9 @@ struct Stats {
     last_run: Duration,
     total_run: Duration,
     last_error: Option<String>,
+    /// StreamReader: from the first entry of the last batch being added to that batch's end.
+    last_lag_ms: u64,
+    total_lag_ms: u64,
 }
 
 impl Stats {
@@ -173,11 +180,20 @@ impl Stats {
 
     /// `avgRunDurationMS`: the truncated total over finished runs, 0 before any.
     fn avg_run_ms(&self) -> f64 {
+        self.per_run(self.total_run_ms() as f64)
+    }
+
+    fn avg_lag_ms(&self) -> f64 {
+        self.per_run(self.total_lag_ms as f64)
+    }
+
+    /// `total` over the finished runs, 0 before any.
+    fn per_run(&self, total: f64) -> f64 {
         let runs = self.success + self.failures + self.aborted;
         if runs == 0 {
             0.0
         } else {
-            self.total_run_ms() as f64 / runs as f64
+            total / runs as f64
         }
     }
 }
@@ -198,6 +214,8 @@ pub struct Registration {
     done: Mutex<VecDeque<String>>,
     /// Executions queued or running, for UNREGISTER ... ABORTPENDING.
     pending: Mutex<Vec<Arc<ExecutionEntry>>>,
+    /// StreamReader: the streams it consumes and its status.
+    pub consumer: Option<Arc<Consumer>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -218,13 +236,21 @@ impl Registration {
             steps: executions::step_infos(&plan),
             plan,
             mode,
-            trigger,
             session,
             queue: SerialQueue::new(),
             stats: Mutex::new(Stats::default()),
             done: Mutex::new(VecDeque::new()),
             pending: Mutex::new(Vec::new()),
+            consumer: matches!(trigger, Trigger::Stream(_)).then(Arc::default),
+            trigger,
         }
+    }
+
+    /// The estimated lag of a stream batch that just ended.
+    pub fn record_lag(&self, lag_ms: u64) {
+        let mut stats = lock(&self.stats);
+        stats.last_lag_ms = lag_ms;
+        stats.total_lag_ms += lag_ms;
     }
 
     pub fn triggered(&self) {
@@ -257,9 +283,9 @@ impl Registration {
                 _ => stats.success += 1,
             }
         }
-        // Only KeysReader (and StreamReader) executions stay listed: a trigger's execution is
+        // Only KeysReader and StreamReader executions stay listed: a trigger's execution is
         // dropped once it replied.
-        if !matches!(self.trigger, Trigger::Keys(_)) {
+        if matches!(self.trigger, Trigger::Command(_)) {
             return;
         }
         let limit = crate::config::read().max_executions_per_registration;
@@ -292,6 +318,8 @@ impl Registration {
         stats.last_run = Duration::ZERO;
         stats.total_run = Duration::ZERO;
         stats.last_error = None;
+        stats.last_lag_ms = 0;
+        stats.total_lag_ms = 0;
     }
 
     fn names(list: &Option<Vec<String>>) -> Reply {
@@ -301,11 +329,12 @@ impl Registration {
         }
     }
 
-    /// `RegistrationData` of RG.DUMPREGISTRATIONS (KeysReader: 20 elements).
+    /// `RegistrationData` of RG.DUMPREGISTRATIONS (KeysReader and CommandReader: 20 elements,
+    /// StreamReader: 26).
     pub fn data(&self) -> Reply {
         let stats = lock(&self.stats).clone();
         let (total_ms, avg) = (stats.total_run_ms(), stats.avg_run_ms());
-        Reply::Array(vec![
+        let mut data = vec![
             Reply::bulk("mode"),
             Reply::bulk(self.mode.name()),
             Reply::bulk("numTriggered"),
@@ -322,11 +351,25 @@ impl Registration {
             Reply::Integer(total_ms),
             Reply::bulk("avgRunDurationMS"),
             Reply::Double(avg),
+        ];
+        if self.consumer.is_some() {
+            data.extend([
+                Reply::bulk("lastEstimatedLagMS"),
+                Reply::Integer(stats.last_lag_ms as i64),
+                Reply::bulk("avgEstimatedLagMS"),
+                Reply::Double(stats.avg_lag_ms()),
+            ]);
+        }
+        data.extend([
             Reply::bulk("lastError"),
             stats.last_error.as_deref().map_or(Reply::Null, Reply::bulk),
             Reply::bulk("args"),
             self.args(),
-        ])
+        ]);
+        if let Some(consumer) = &self.consumer {
+            data.extend([Reply::bulk("status"), Reply::bulk(consumer.status().name())]);
+        }
+        Reply::Array(data)
     }
 
     /// The reader-specific `args` of RegistrationData.
@@ -347,6 +390,20 @@ impl Registration {
                 Reply::bulk(command.name.as_str()),
                 Reply::bulk("inorder"),
                 Reply::Integer(command.inorder as i64),
+            ]),
+            Trigger::Stream(stream) => Reply::Array(vec![
+                Reply::bulk("batchSize"),
+                Reply::Integer(stream.rule.batch as i64),
+                Reply::bulk("durationMS"),
+                Reply::Integer(stream.rule.duration.as_millis() as i64),
+                Reply::bulk("stream"),
+                Reply::Bulk(stream.prefix.clone()),
+                Reply::bulk("trimStream"),
+                Reply::Integer(stream.trim as i64),
+                Reply::bulk("onFailedPolicy"),
+                Reply::bulk(stream.policy().name()),
+                Reply::bulk("retryInterval"),
+                Reply::Integer(stream.retry_interval_secs as i64),
             ]),
         }
     }
@@ -396,7 +453,7 @@ impl Registration {
             ("avgRunDurationMS".into(), format!("{avg}")),
             (
                 "lastError".into(),
-                stats.last_error.unwrap_or_else(|| "None".into()),
+                stats.last_error.clone().unwrap_or_else(|| "None".into()),
             ),
         ];
         match &self.trigger {
@@ -412,6 +469,35 @@ impl Registration {
             Trigger::Command(command) => fields.extend([
                 ("trigger".into(), command.name.clone()),
                 ("inorder".into(), (command.inorder as i64).to_string()),
+            ]),
+            Trigger::Stream(stream) => fields.extend([
+                ("batchSize".into(), stream.rule.batch.to_string()),
+                (
+                    "durationMS".into(),
+                    stream.rule.duration.as_millis().to_string(),
+                ),
+                (
+                    "stream".into(),
+                    String::from_utf8_lossy(&stream.prefix).into_owned(),
+                ),
+                (
+                    "status".into(),
+                    self.consumer
+                        .as_ref()
+                        .map_or("OK", |c| c.status().name())
+                        .into(),
+                ),
+                ("trimStream".into(), (stream.trim as i64).to_string()),
+                ("onFailedPolicy".into(), stream.policy().name().into()),
+                (
+                    "retryInterval".into(),
+                    stream.retry_interval_secs.to_string(),
+                ),
+                ("lastEstimatedLagMS".into(), stats.last_lag_ms.to_string()),
+                (
+                    "avgEstimatedLagMS".into(),
+                    format!("{}", stats.avg_lag_ms()),
+                ),
             ]),
         }
         fields.push(("PD".into(), self.session.printable().replace(',', "|")));
@@ -458,6 +544,9 @@ pub fn remove(id: &str) -> Option<Arc<Registration>> {
     let removed = next.remove(position);
     *table = Arc::new(next);
     drop(table);
+    if let Some(consumer) = &removed.consumer {
+        consumer.stop();
+    }
     crate::hooks::refresh();
     Some(removed)
 }
@@ -488,7 +577,10 @@ pub fn apply(pending: PendingRegistration, session: &Arc<Session>) {
     if !session.is_dead() && crate::sessions::live(&session.id).is_none() {
         crate::sessions::link(session);
     }
-    insert(registration);
+    insert(registration.clone());
+    if registration.consumer.is_some() {
+        crate::streams::track_existing(&registration);
+    }
     if let Some(callback) = pending.on_registered {
         Python::attach(|py| {
             let called = crate::python::context::with_session(session, || {

@@ -134,14 +134,36 @@ fn settle(registration: &Arc<Registration>, entry: &Arc<ExecutionEntry>) {
     });
 }
 
-/// A registration's non-sync execution, queued behind the registration's earlier ones.
+/// Work that follows an execution on the thread that ran it, once it ended (or was aborted
+/// before it started), holding neither the GIL nor the Redis lock.
+pub type After = Box<dyn FnOnce(&Arc<ExecutionEntry>) + Send>;
+
 /// A registration's non-sync execution, queued behind the registration's earlier ones (or, for
 /// a trigger without `inorder`, run in parallel with them). None if it could not be queued.
 pub fn start_for(
     registration: &Arc<Registration>,
+    reader: Box<dyn Reader>,
+    hook: Option<Arc<HookCall>>,
+    link: Option<Arc<CommandLink>>,
+) -> Option<Arc<ExecutionEntry>> {
+    queue_for(registration, reader, hook, link, None)
+}
+
+/// [`start_for`], then `after` on the same thread.
+pub fn start_for_then(
+    registration: &Arc<Registration>,
+    reader: Box<dyn Reader>,
+    after: After,
+) -> Option<Arc<ExecutionEntry>> {
+    queue_for(registration, reader, None, None, Some(after))
+}
+
+fn queue_for(
+    registration: &Arc<Registration>,
     mut reader: Box<dyn Reader>,
     hook: Option<Arc<HookCall>>,
     link: Option<Arc<CommandLink>>,
+    after: Option<After>,
 ) -> Option<Arc<ExecutionEntry>> {
     if let Some(link) = &link {
         link.attach();
@@ -163,10 +185,13 @@ pub fn start_for(
         if let Some(link) = job_link {
             link.finished();
         }
+        if let Some(after) = after {
+            after(&job_entry);
+        }
     };
     let in_order = match &registration.trigger {
         Trigger::Command(command) => command.inorder,
-        Trigger::Keys(_) => true,
+        Trigger::Keys(_) | Trigger::Stream(_) => true,
     };
     let queued = if in_order {
         threads::run_on(&registration.queue, job)

@@ -245,6 +245,26 @@ fn from_value(v: redis::Value) -> Reply {
     }
 }
 
+/// The RegistrationData of the first registration RG.DUMPREGISTRATIONS lists, as (key, value).
+pub fn registration_data(con: &mut redis::Connection) -> Vec<(String, Reply)> {
+    let dump = cmd(con, &["RG.DUMPREGISTRATIONS"]);
+    let entry = dump.items()[0].items();
+    entry[7]
+        .items()
+        .chunks(2)
+        .map(|kv| (kv[0].as_str().to_string(), kv[1].clone()))
+        .collect()
+}
+
+/// One field of [`registration_data`].
+pub fn registration_stat(con: &mut redis::Connection, name: &str) -> Reply {
+    registration_data(con)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no {name} in RegistrationData"))
+}
+
 /// Polls `check` every few milliseconds until it holds; panics naming `what` after 20 s.
 pub fn wait_for(
     con: &mut redis::Connection,

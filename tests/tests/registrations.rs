@@ -1,6 +1,6 @@
 //! Event-driven KeysReader registrations and the registration management commands.
 
-use e2e::{cmd, pyexecute, traceback, wait_for, Reply, Server};
+use e2e::{cmd, pyexecute, registration_stat as stat, traceback, wait_for, Reply, Server};
 
 const ZEROS: &str = "0000000000000000000000000000000000000000";
 
@@ -14,25 +14,6 @@ fn log_of(con: &mut redis::Connection) -> Vec<String> {
         .iter()
         .map(|r| r.as_str().to_string())
         .collect()
-}
-
-/// The RegistrationData of the only registration, as (key, value) pairs.
-fn data(con: &mut redis::Connection) -> Vec<(String, Reply)> {
-    let dump = cmd(con, &["RG.DUMPREGISTRATIONS"]);
-    let entry = dump.items()[0].items();
-    entry[7]
-        .items()
-        .chunks(2)
-        .map(|kv| (kv[0].as_str().to_string(), kv[1].clone()))
-        .collect()
-}
-
-fn stat(con: &mut redis::Connection, name: &str) -> Reply {
-    data(con)
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-        .unwrap()
 }
 
 #[test]

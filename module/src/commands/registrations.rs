@@ -5,8 +5,8 @@ use redis_module::{Context, RedisString};
 
 use super::{text_args, Answer};
 use crate::ids::STANDALONE_SHARD_ID;
-use crate::registrations;
 use crate::reply::Reply;
+use crate::{registrations, streams};
 
 pub fn dump_registrations(_ctx: &Context, _args: Vec<RedisString>) -> Answer {
     Reply::Array(registrations::all().iter().map(|r| r.dump()).collect()).into()
@@ -51,7 +51,19 @@ fn pause_or_unpause(args: Vec<RedisString>, verb: &str) -> Answer {
             args[1]
         ))
         .into(),
-        Some(_) => Reply::error(format!("Reader KeysReader does not support {verb}")).into(),
+        Some(registration) if registration.consumer.is_none() => Reply::error(format!(
+            "Reader {} does not support {verb}",
+            registration.trigger.reader()
+        ))
+        .into(),
+        Some(registration) => {
+            if verb == "pause" {
+                streams::pause(&registration);
+            } else {
+                streams::unpause(&registration);
+            }
+            Reply::ok().into()
+        }
     }
 }
 

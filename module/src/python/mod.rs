@@ -7,6 +7,7 @@ pub mod context;
 pub mod convert;
 pub mod errors;
 pub mod native;
+pub mod stream_args;
 
 use std::ffi::CString;
 use std::sync::Arc;

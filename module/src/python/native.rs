@@ -717,12 +717,7 @@ impl PyFlatExecution {
         let trigger = match self.reader.as_str() {
             "KeysReader" => Trigger::Keys(keys_trigger(py, &kwarg)?),
             "CommandReader" => Trigger::Command(command_trigger(py, &kwarg)?),
-            "StreamReader" => {
-                return Err(gears_error(&format!(
-                    "register() of {} is not supported by this build yet",
-                    self.reader
-                )))
-            }
+            "StreamReader" => Trigger::Stream(super::stream_args::stream_trigger(&kwarg, mode)?),
             _ => {
                 return Err(gears_error(
                     "given reader does not exists or does not support register",

@@ -1,10 +1,12 @@
-//! StreamReader in batch mode: the entries of one stream after `fromId`, oldest first.
+//! StreamReader: in batch mode the entries of one stream after `fromId`, oldest first; for a
+//! registration, one batch read through the consumer group.
 
 use dataflow::keys::stream_record;
 use dataflow::{Reader, Record};
 use redis_module::{Context, DetachedFromClient, RedisError, RedisValue, ThreadSafeContext};
 
 use super::keys::value_bytes;
+use crate::redis_calls::{call_with, with_redis_lock, CallReply};
 
 /// Entries read per lock hold.
 const ENTRIES_PER_CHUNK: usize = 1000;
@@ -105,6 +107,193 @@ impl Reader for StreamReader {
             entries
                 .into_iter()
                 .map(|(id, fields)| stream_record(self.key.clone(), id, fields))
+                .collect(),
+        ))
+    }
+}
+
+/// The consumer group of stream registrations (readers.md §4.3).
+pub const GROUP: &str = "__gears_consumer_group__";
+/// The consumer name within [`GROUP`].
+pub const CONSUMER: &str = "__gears_client__";
+
+/// What one registration batch read: every id the group delivered (acknowledged after a
+/// successful run, entries deleted since included) and how the read ended.
+#[derive(Debug, Default, Clone)]
+pub struct ReadBatch {
+    pub ids: Vec<Vec<u8>>,
+    /// Entries read with `>` (new to the group), as opposed to redelivered ones.
+    pub new_entries: usize,
+    /// The read with `>` returned fewer than asked: nothing new was left at that instant.
+    pub caught_up: bool,
+}
+
+/// Told what a batch read, under the Redis lock it was read with.
+pub type OnRead = Box<dyn FnOnce(&ReadBatch) + Send>;
+
+/// The StreamReader of a registration: one batch of one stream, read through the consumer group
+/// under the Redis lock. `on_read` runs under that lock too, right after the read, so the
+/// registration's count of unread entries stays exact against the XADDs around it.
+pub struct GroupReader {
+    key: Vec<u8>,
+    count: usize,
+    /// First deliver again what the group delivered and nobody acknowledged (a newly tracked
+    /// stream, a retry, an unpause).
+    redeliver: bool,
+    on_read: Option<OnRead>,
+    done: bool,
+}
+
+impl GroupReader {
+    pub fn new(key: Vec<u8>, count: usize, redeliver: bool, on_read: OnRead) -> GroupReader {
+        GroupReader {
+            key,
+            count: count.max(1),
+            redeliver,
+            on_read: Some(on_read),
+            done: false,
+        }
+    }
+}
+
+/// A group entry as XREADGROUP gives it: its id and its fields, `None` once it was deleted.
+type GroupEntry = (Vec<u8>, Option<Vec<(Vec<u8>, Vec<u8>)>>);
+
+/// The entries of an XREADGROUP reply `[[key, [[id, [f, v, ...] | nil], ...]]]` (nil: none).
+fn group_entries(reply: CallReply) -> Vec<GroupEntry> {
+    let CallReply::Array(streams) = reply else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for stream in streams {
+        let CallReply::Array(mut parts) = stream else {
+            continue;
+        };
+        let Some(CallReply::Array(items)) = parts.pop() else {
+            continue;
+        };
+        for item in items {
+            let CallReply::Array(mut pair) = item else {
+                continue;
+            };
+            let fields = match pair.pop() {
+                Some(CallReply::Array(flat)) => {
+                    let mut values = flat.into_iter().filter_map(|v| match v {
+                        CallReply::Bytes(b) => Some(b),
+                        _ => None,
+                    });
+                    let mut pairs = Vec::new();
+                    while let (Some(f), Some(v)) = (values.next(), values.next()) {
+                        pairs.push((f, v));
+                    }
+                    Some(pairs)
+                }
+                _ => None,
+            };
+            if let Some(CallReply::Bytes(id)) = pair.pop() {
+                out.push((id, fields));
+            }
+        }
+    }
+    out
+}
+
+/// Creates the group at the stream's start, so entries already there get processed. False if
+/// the stream does not exist (any more).
+fn create_group(ctx: &Context, key: &[u8]) -> bool {
+    let args = [
+        b"CREATE".to_vec(),
+        key.to_vec(),
+        GROUP.as_bytes().to_vec(),
+        b"0".to_vec(),
+    ];
+    match call_with(ctx, "XGROUP", &args) {
+        Ok(_) => true,
+        Err(e) => e.starts_with("BUSYGROUP"),
+    }
+}
+
+fn read_group(
+    ctx: &Context,
+    key: &[u8],
+    count: Option<usize>,
+    from: &str,
+) -> Result<CallReply, String> {
+    let mut args = vec![
+        b"GROUP".to_vec(),
+        GROUP.as_bytes().to_vec(),
+        CONSUMER.as_bytes().to_vec(),
+    ];
+    if let Some(count) = count {
+        args.extend([b"COUNT".to_vec(), count.to_string().into_bytes()]);
+    }
+    args.extend([b"STREAMS".to_vec(), key.to_vec(), from.as_bytes().to_vec()]);
+    call_with(ctx, "XREADGROUP", &args)
+}
+
+impl GroupReader {
+    fn read(&self, ctx: &Context) -> Result<(Vec<GroupEntry>, ReadBatch), String> {
+        let mut batch = ReadBatch::default();
+        if self.redeliver {
+            if !create_group(ctx, &self.key) {
+                batch.caught_up = true;
+                return Ok((Vec::new(), batch));
+            }
+            let pending = group_entries(read_group(ctx, &self.key, None, "0")?);
+            if !pending.is_empty() {
+                batch.ids = pending.iter().map(|(id, _)| id.clone()).collect();
+                return Ok((pending, batch));
+            }
+        }
+        let reply = match read_group(ctx, &self.key, Some(self.count), ">") {
+            // The stream was deleted and written again: its group went with it.
+            Err(e) if e.starts_with("NOGROUP") => {
+                if !create_group(ctx, &self.key) {
+                    batch.caught_up = true;
+                    return Ok((Vec::new(), batch));
+                }
+                read_group(ctx, &self.key, Some(self.count), ">")?
+            }
+            other => other?,
+        };
+        let entries = group_entries(reply);
+        batch.new_entries = entries.len();
+        batch.caught_up = entries.len() < self.count;
+        batch.ids = entries.iter().map(|(id, _)| id.clone()).collect();
+        Ok((entries, batch))
+    }
+}
+
+impl Reader for GroupReader {
+    fn next_chunk(&mut self) -> Result<Option<Vec<Record>>, String> {
+        if self.done {
+            return Ok(None);
+        }
+        self.done = true;
+        let on_read = self.on_read.take();
+        let read = with_redis_lock(|ctx| {
+            let read = self.read(ctx);
+            let batch = match &read {
+                Ok((_, batch)) => batch.clone(),
+                // A stream that cannot be read (it is not a stream any more) is not retried on
+                // its own: the next XADD to it tries again.
+                Err(_) => ReadBatch {
+                    caught_up: true,
+                    ..ReadBatch::default()
+                },
+            };
+            if let Some(on_read) = on_read {
+                on_read(&batch);
+            }
+            read
+        });
+        let (entries, _) = read.map_err(|e| e.trim_end().to_string())?;
+        Ok(Some(
+            entries
+                .into_iter()
+                .filter_map(|(id, fields)| {
+                    fields.map(|fields| stream_record(self.key.clone(), id, fields))
+                })
                 .collect(),
         ))
     }
