@@ -8,4 +8,5 @@ ci/setup.sh
 export PYO3_PYTHON=/usr/bin/python3.11
 cargo build --release -p redisgears -p gears-bench
 target/release/reqs-install "$@"
+target/release/stream-registrations "$@"
 exec target/release/gears-bench "$@"

@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use redis_module::{raw, CallOptions, CallOptionsBuilder, Context, ErrorReply, ThreadSafeContext};
+use redis_module::{
+    raw, CallOptions, CallOptionsBuilder, Context, DetachedFromClient, ErrorReply,
+    ThreadSafeContext,
+};
 
 use crate::python::context;
 use crate::python::convert::bytes_to_py;
@@ -222,11 +225,13 @@ pub fn call(py: Python<'_>, command: &str, args: &[Vec<u8>]) -> Result<CallReply
     if let Some(ctx) = context::locked_context() {
         return call_with(&ctx, command, args);
     }
-    py.detach(|| {
-        let thread_ctx = ThreadSafeContext::new();
-        let guard = thread_ctx.lock();
-        call_with(&guard, command, args)
-    })
+    py.detach(|| with_redis_lock(|ctx| call_with(ctx, command, args)))
+}
+
+thread_local! {
+    /// This thread's own thread-safe context, made once: making one creates a client inside
+    /// Redis (and freeing it frees that client), which cost more than the call it served.
+    static THREAD_CONTEXT: ThreadSafeContext<DetachedFromClient> = ThreadSafeContext::new();
 }
 
 /// Runs `f` with the Redis lock: the lock this thread already holds (a command or a `sync`
@@ -236,9 +241,10 @@ pub fn with_redis_lock<R>(f: impl FnOnce(&Context) -> R) -> R {
     if let Some(ctx) = context::locked_context() {
         return f(&ctx);
     }
-    let thread_ctx = ThreadSafeContext::new();
-    let guard = thread_ctx.lock();
-    f(&guard)
+    THREAD_CONTEXT.with(|thread_ctx| {
+        let guard = thread_ctx.lock();
+        f(&guard)
+    })
 }
 
 pub fn value_to_py(py: Python<'_>, reply: CallReply) -> PyResult<Bound<'_, PyAny>> {
