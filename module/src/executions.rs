@@ -232,6 +232,18 @@ pub fn remove(id: &str) {
     }
 }
 
+/// Drops every listed execution (a load starts), asking those still running to stop.
+pub fn remove_all() {
+    let entries: Vec<Arc<ExecutionEntry>> = {
+        let mut table = table();
+        table.order.clear();
+        table.by_id.drain().map(|(_, entry)| entry).collect()
+    };
+    for entry in entries {
+        entry.request_abort();
+    }
+}
+
 /// Every listed execution, oldest first.
 pub fn all() -> Vec<Arc<ExecutionEntry>> {
     let table = table();

@@ -24,6 +24,13 @@ pub fn next_execution_id() -> String {
     id_with(NEXT_EXECUTION.fetch_add(1, Ordering::SeqCst))
 }
 
+/// A registration restored under `id` (RDB, replica, AOF): later plan ids come after it.
+pub fn plan_id_seen(id: &str) {
+    if let Some(n) = id.rsplit('-').next().and_then(|n| n.parse::<i64>().ok()) {
+        NEXT_PLAN.fetch_max(n + 1, Ordering::SeqCst);
+    }
+}
+
 /// Consumed by every `GB()` builder, as in RedisGears, so later registration ids match.
 pub fn next_plan_id() -> String {
     id_with(NEXT_PLAN.fetch_add(1, Ordering::SeqCst))

@@ -13,15 +13,17 @@ pub mod hooks;
 pub mod ids;
 pub mod info;
 pub mod linked;
+pub mod persist;
 pub mod python;
 pub mod rdb;
 pub mod readers;
 pub mod redis_calls;
 pub mod registrations;
-use rdb::REQUIREMENTS_TYPE;
+use rdb::{REGISTRATIONS_TYPE, REQUIREMENTS_TYPE};
 pub mod reply;
 pub mod reqs;
 pub mod runner;
+pub mod server_events;
 pub mod sessions;
 pub mod streams;
 pub mod threads;
@@ -41,6 +43,16 @@ pub const MODULE_VERSION: i32 = 10213;
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
     redis_calls::init_logging(ctx);
     info::register(ctx);
+    server_events::subscribe(ctx);
+    // Our aux loads check every read, so a short or broken RDB fails the load with our log
+    // line (and diskless replica loads are allowed).
+    // SAFETY: module load, main thread, the module's context.
+    unsafe {
+        redis_module::raw::RedisModule_SetModuleOptions.unwrap()(
+            ctx.ctx,
+            redis_module::raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as i32,
+        )
+    };
     hooks::register_filter(ctx);
     let args = commands::text_args(args);
     let config = match config::Config::from_load_args(&args) {
@@ -115,12 +127,14 @@ command!(rg_innerreqput, python_commands::inner_req_put);
 command!(rg_pyexportreq, python_commands::py_export_req);
 command!(rg_pyimportreq, python_commands::py_import_req);
 command!(rg_innerreqdone, python_commands::inner_req_done);
+command!(rg_innerregister, registration_commands::inner_register);
+command!(rg_innerunregister, registration_commands::inner_unregister);
 
 redis_module! {
     name: "rg",
     version: MODULE_VERSION,
     allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
-    data_types: [REQUIREMENTS_TYPE],
+    data_types: [REQUIREMENTS_TYPE, REGISTRATIONS_TYPE],
     init: init,
     commands: [
         ["rg.pyexecute", rg_pyexecute, "readonly", 0, 0, 0, ""],
@@ -151,6 +165,8 @@ redis_module! {
         ["rg.pyexportreq", rg_pyexportreq, "readonly", 0, 0, 0, ""],
         ["rg.pyimportreq", rg_pyimportreq, "readonly", 0, 0, 0, ""],
         ["rg.innerreqdone", rg_innerreqdone, "write", 0, 0, 0, ""],
+        ["rg.innerregister", rg_innerregister, "write", 0, 0, 0, ""],
+        ["rg.innerunregister", rg_innerunregister, "write", 0, 0, 0, ""],
     ],
     event_handlers: [
         [@GENERIC @STRING @LIST @SET @HASH @ZSET @EXPIRED @EVICTED @STREAM @MODULE @MISSED: events::on_keyspace_event],

@@ -1,6 +1,8 @@
-//! The module's RDB aux data: a data type with no keys whose aux section (saved before the
-//! keyspace) carries the requirements table, so restarts and replicas' full syncs reinstall
-//! requirements offline. Our own format (DESIGN.md: loading the original's RDB is not a goal).
+//! The module's RDB aux data: data types with no keys whose aux sections carry the requirements
+//! table (before the keyspace), so restarts and replicas' full syncs reinstall requirements
+//! offline, and the sessions and registrations (after it). Our own format (DESIGN.md: loading
+//! the original's RDB is not a goal); a newer version than this build reads fails the load with
+//! a log line, as does a truncated section.
 
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -36,6 +38,72 @@ pub static REQUIREMENTS_TYPE: RedisType = RedisType::new(
         unlink2: None,
     },
 );
+
+/// The registrations section's format version this build writes and the newest it reads.
+const REGISTRATIONS_ENCODING_VERSION: i32 = 1;
+
+pub static REGISTRATIONS_TYPE: RedisType = RedisType::new(
+    "GRS_REGS0",
+    REGISTRATIONS_ENCODING_VERSION,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: None,
+        rdb_save: None,
+        aof_rewrite: None,
+        free: None,
+        mem_usage: None,
+        digest: None,
+        aux_load: Some(registrations_aux_load),
+        aux_save: Some(registrations_aux_save),
+        aux_save2: None,
+        aux_save_triggers: raw::Aux::After as c_int,
+        free_effort: None,
+        unlink: None,
+        copy: None,
+        defrag: None,
+        copy2: None,
+        free_effort2: None,
+        mem_usage2: None,
+        unlink2: None,
+    },
+);
+
+extern "C" fn registrations_aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
+    if when != raw::Aux::After as c_int {
+        return;
+    }
+    if catch_unwind(AssertUnwindSafe(|| crate::persist::aux_save(rdb))).is_err() {
+        crate::redis_calls::log("warning", "saving the registrations failed (panic caught)");
+    }
+}
+
+extern "C" fn registrations_aux_load(
+    rdb: *mut raw::RedisModuleIO,
+    encver: c_int,
+    when: c_int,
+) -> c_int {
+    if when != raw::Aux::After as c_int {
+        return raw::REDISMODULE_OK as c_int;
+    }
+    if encver > REGISTRATIONS_ENCODING_VERSION {
+        crate::redis_calls::log(
+            "warning",
+            &format!("could not load rdb created with higher RedisGears version! (the registrations section has version {encver}, this build reads up to {REGISTRATIONS_ENCODING_VERSION})"),
+        );
+        return raw::REDISMODULE_ERR as c_int;
+    }
+    match catch_unwind(AssertUnwindSafe(|| crate::persist::aux_load(rdb))) {
+        Ok(Ok(())) => raw::REDISMODULE_OK as c_int,
+        Ok(Err(e)) => {
+            crate::redis_calls::log("warning", &format!("Failed loading registrations ({e})"));
+            raw::REDISMODULE_ERR as c_int
+        }
+        Err(_) => {
+            crate::redis_calls::log("warning", "Failed loading registrations (panic caught)");
+            raw::REDISMODULE_ERR as c_int
+        }
+    }
+}
 
 extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
     if when != raw::Aux::Before as c_int {

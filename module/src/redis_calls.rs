@@ -24,6 +24,12 @@ pub fn init_logging(ctx: &Context) {
     LOG_CONTEXT.store(detached, Ordering::SeqCst);
 }
 
+/// The module's detached context, for calls made on the main thread where Redis gives no
+/// usable context (an RDB load's IO context has no client to call commands with).
+pub fn detached_context() -> Context {
+    Context::new(LOG_CONTEXT.load(Ordering::SeqCst))
+}
+
 /// Writes `message` to the Redis log at `level` (debug, verbose, notice, warning).
 pub fn log(level: &str, message: &str) {
     let ctx = LOG_CONTEXT.load(Ordering::SeqCst);

@@ -216,6 +216,8 @@ pub struct Registration {
     pending: Mutex<Vec<Arc<ExecutionEntry>>>,
     /// StreamReader: the streams it consumes and its status.
     pub consumer: Option<Arc<Consumer>>,
+    /// Its saved form, written to the RDB as it is (no Python in a forked child).
+    pub saved: Arc<[u8]>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -229,6 +231,7 @@ impl Registration {
         mode: Mode,
         trigger: Trigger,
         session: Arc<Session>,
+        saved: Arc<[u8]>,
     ) -> Registration {
         Registration {
             id,
@@ -243,6 +246,7 @@ impl Registration {
             pending: Mutex::new(Vec::new()),
             consumer: matches!(trigger, Trigger::Stream(_)).then(Arc::default),
             trigger,
+            saved,
         }
     }
 
@@ -559,6 +563,8 @@ pub struct PendingRegistration {
     pub mode: Mode,
     pub trigger: Trigger,
     pub on_registered: Option<pyo3::Py<pyo3::PyAny>>,
+    /// What makes it again after a restart, on replicas and from the AOF (cloudpickled).
+    pub saved: Arc<[u8]>,
 }
 
 /// Puts a registration in the table under `session`, then runs its `onRegistered` callback;
@@ -571,6 +577,7 @@ pub fn apply(pending: PendingRegistration, session: &Arc<Session>) {
         pending.mode,
         pending.trigger,
         session.clone(),
+        pending.saved,
     ));
     session.add_registration(&registration.id);
     // A session that registers is live (one that only ran an execution was not, until now).

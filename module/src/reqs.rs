@@ -136,6 +136,11 @@ fn read_compiled_os() -> String {
 static TABLE: LazyLock<Mutex<BTreeMap<String, Arc<Requirement>>>> = LazyLock::new(Mutex::default);
 
 /// RG.PYDUMPREQS.
+/// The requirement named `name` in the table.
+pub fn by_name(name: &str) -> Option<Arc<Requirement>> {
+    lock(&TABLE).get(name).cloned()
+}
+
 pub fn dump_all() -> Reply {
     let all: Vec<Arc<Requirement>> = lock(&TABLE).values().cloned().collect();
     Reply::Array(all.iter().map(|r| r.dump(1)).collect())

@@ -601,8 +601,12 @@ fn replicas_do_not_fire() {
         &mut r,
         &["REPLICAOF", "127.0.0.1", &primary.port.to_string()],
     );
-    pyexecute(&mut r, "GB().register(prefix='k*', mode='sync')", &[]);
+    // A full sync replaces what the replica had with the primary's registrations.
     let mut p = primary.con();
+    pyexecute(&mut p, "GB().register(prefix='k*', mode='sync')", &[]);
+    wait_for(&mut r, "the registration", |r| {
+        cmd(r, &["RG.DUMPREGISTRATIONS"]) != Reply::Arr(vec![])
+    });
     cmd(&mut p, &["SET", "k1", "v"]);
     wait_for(&mut r, "replication", |r| {
         cmd(r, &["GET", "k1"]) == Reply::bulk("v")

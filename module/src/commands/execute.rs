@@ -5,6 +5,7 @@ use redis_module::{Context, ContextFlags, RedisString, ThreadSafeContext};
 use super::Answer;
 use crate::blocked::BlockedClient;
 use crate::executions;
+use crate::persist;
 use crate::python;
 use crate::registrations;
 use crate::reply::Reply;
@@ -97,15 +98,21 @@ fn session_to_replace(id: &str, options: &Options) -> Result<Option<Arc<Session>
 /// Applies a successful script's registrations together: the replaced session's registrations
 /// are unregistered (their queued executions still run, so no event is lost) and it is
 /// unlinked, then the new ones are registered and the new session goes live. A script that
-/// registered nothing replaces nothing.
+/// registered nothing replaces nothing. Replicas and the AOF get the same batch.
 fn apply_batch(
+    ctx: &Context,
     session: &Arc<Session>,
     replaced: Option<Arc<Session>>,
     batch: Vec<registrations::PendingRegistration>,
 ) {
+    let unregistered = replaced
+        .as_ref()
+        .map(|old| old.registrations())
+        .unwrap_or_default();
+    let saved = persist::Batch::new(session, replaced.as_ref(), &unregistered, &batch);
     if let Some(old) = replaced {
         crate::reqs::release_session(&old.requirements());
-        for id in old.registrations() {
+        for id in unregistered {
             if registrations::remove(&id).is_some() {
                 old.remove_registration(&id);
             }
@@ -116,6 +123,7 @@ fn apply_batch(
         registrations::apply(pending, session);
     }
     sessions::link(session);
+    saved.replicate(ctx);
 }
 
 pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {
@@ -223,7 +231,7 @@ fn finish(
     };
     if !outcome.registrations.is_empty() {
         publish_requirements(ctx, &session);
-        apply_batch(&session, replaced, outcome.registrations);
+        apply_batch(ctx, &session, replaced, outcome.registrations);
         return respond(client, Reply::ok());
     }
     let Some(entry) = outcome.execution else {

@@ -6,14 +6,14 @@ use redis_module::{Context, RedisString};
 use super::{text_args, Answer};
 use crate::ids::STANDALONE_SHARD_ID;
 use crate::reply::Reply;
-use crate::{registrations, streams};
+use crate::{persist, registrations, streams};
 
 pub fn dump_registrations(_ctx: &Context, _args: Vec<RedisString>) -> Answer {
     Reply::Array(registrations::all().iter().map(|r| r.dump()).collect()).into()
 }
 
 /// `RG.UNREGISTER <id> [ABORTPENDING]`.
-pub fn unregister(_ctx: &Context, args: Vec<RedisString>) -> Answer {
+pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> Answer {
     if args.len() < 2 || args.len() > 3 {
         return Answer::WrongArity;
     }
@@ -21,18 +21,42 @@ pub fn unregister(_ctx: &Context, args: Vec<RedisString>) -> Answer {
     let abort_pending = args
         .get(2)
         .is_some_and(|a| a.eq_ignore_ascii_case("abortpending"));
-    match registrations::remove(&args[1]) {
-        Some(registration) => {
-            registration.session.remove_registration(&registration.id);
-            // A session whose last registration went is not live any more.
-            crate::sessions::release_if_unused(&registration.session);
-            if abort_pending {
-                registration.abort_pending();
-            }
+    if !persist::unregister(&args[1], abort_pending) {
+        return Reply::error("execution is not registered").into();
+    }
+    persist::replicate_unregister(ctx, &args[1], abort_pending);
+    Reply::ok().into()
+}
+
+/// `RG.INNERREGISTER <batch>`: registrations applied on the primary, replayed on a replica or
+/// from the AOF.
+pub fn inner_register(ctx: &Context, args: Vec<RedisString>) -> Answer {
+    if args.len() != 2 {
+        return Answer::WrongArity;
+    }
+    let applied = persist::Batch::decode(args[1].as_slice()).and_then(|batch| batch.apply(ctx));
+    match applied {
+        Ok(()) => {
+            ctx.replicate_verbatim();
             Reply::ok().into()
         }
-        None => Reply::error("execution is not registered").into(),
+        Err(e) => {
+            crate::redis_calls::log("warning", &format!("RG.INNERREGISTER failed: {e}"));
+            Reply::error(e).into()
+        }
     }
+}
+
+/// `RG.INNERUNREGISTER <id> [abortpending]`: an RG.UNREGISTER of the primary; an unknown id is
+/// no error (it was never applied here).
+pub fn inner_unregister(ctx: &Context, args: Vec<RedisString>) -> Answer {
+    if args.len() < 2 || args.len() > 3 {
+        return Answer::WrongArity;
+    }
+    let args = text_args(&args);
+    persist::unregister(&args[1], args.len() == 3);
+    ctx.replicate_verbatim();
+    Reply::ok().into()
 }
 
 /// Pause and unpause: only StreamReader registrations support them (commands.md §4.3).

@@ -43,6 +43,9 @@ pub struct PyFlatExecution {
     plan: Plan,
     /// The Python callbacks of the plan, checked for picklability at register().
     callbacks: Vec<Py<PyAny>>,
+    /// The builder calls that made the plan, with their arguments: what a registration saves
+    /// to be built again after a restart, on replicas and from the AOF.
+    ops: Vec<(&'static str, Py<PyTuple>)>,
 }
 
 /// The callback argument of `op`, which must be a genuine Python function.
@@ -79,6 +82,10 @@ fn to_py_step() -> Step {
 }
 
 impl PyFlatExecution {
+    fn record(&mut self, name: &'static str, args: &Bound<'_, PyTuple>) {
+        self.ops.push((name, args.clone().unbind()));
+    }
+
     fn push_callback(
         &mut self,
         py: Python<'_>,
@@ -469,6 +476,7 @@ impl PyFlatExecution {
         let f = function_arg(args, "map", "map")?;
         let op = Operation::Map(Arc::new(PyMapper(PyCallback(f.clone_ref(py)))));
         self.push_callback(py, StepType::Map, "RedisGearsPy_PyCallbackMapper", &f, op);
+        self.record("map", args);
         Ok(())
     }
 
@@ -484,6 +492,7 @@ impl PyFlatExecution {
             op,
         );
         self.plan.push(Step::flatmap());
+        self.record("flatmap", args);
         Ok(())
     }
 
@@ -498,6 +507,7 @@ impl PyFlatExecution {
             &f,
             op,
         );
+        self.record("filter", args);
         Ok(())
     }
 
@@ -512,6 +522,7 @@ impl PyFlatExecution {
             &f,
             op,
         );
+        self.record("foreach", args);
         Ok(())
     }
 
@@ -530,6 +541,7 @@ impl PyFlatExecution {
             &f,
             op,
         );
+        self.record("accumulate", args);
         Ok(())
     }
 
@@ -552,22 +564,29 @@ impl PyFlatExecution {
             "",
             Operation::GetValue,
         ));
+        self.record("repartition", args);
         Ok(())
     }
 
     #[pyo3(signature = (*args))]
     fn localgroupby(&mut self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
-        self.push_grouping(py, args, "groupby", false)
+        self.push_grouping(py, args, "groupby", false)?;
+        self.record("localgroupby", args);
+        Ok(())
     }
 
     #[pyo3(signature = (*args))]
     fn groupby(&mut self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
-        self.push_grouping(py, args, "groupby", true)
+        self.push_grouping(py, args, "groupby", true)?;
+        self.record("groupby", args);
+        Ok(())
     }
 
     #[pyo3(signature = (*args))]
     fn batchgroupby(&mut self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
-        self.push_grouping(py, args, "batchgroupby", true)
+        self.push_grouping(py, args, "batchgroupby", true)?;
+        self.record("batchgroupby", args);
+        Ok(())
     }
 
     #[pyo3(signature = (*args))]
@@ -576,6 +595,7 @@ impl PyFlatExecution {
             return Err(gears_error("wrong number of args to collect function"));
         }
         self.plan.push(Step::collect());
+        self.record("collect", args);
         Ok(())
     }
 
@@ -596,6 +616,7 @@ impl PyFlatExecution {
         let len = numbers[0];
         let offset = numbers.get(1).copied().unwrap_or(0);
         self.plan.push(Step::limit(offset, len));
+        self.record("limit", args);
         Ok(())
     }
 
@@ -691,6 +712,67 @@ impl PyFlatExecution {
                 "Can only register execution on registered gears thread",
             ));
         }
+        let pending = Box::new(self.prepare_registration(py, kwargs, None)?);
+        let id = pending.id.clone();
+        // Inside RG.PYEXECUTE it waits for the script to succeed; elsewhere (a step) it applies
+        // at once.
+        if let Err(pending) = context::script_registered(pending) {
+            // From a step: the registration joins the session of the code running it.
+            let session = context::current_session().unwrap_or_else(|| Session::new(None, None));
+            let batch = crate::persist::Batch::of(&session, None, &[], &pending);
+            registrations::apply(*pending, &session);
+            // Replicas and the AOF learn of it too (Redis lock first: the GIL is let go).
+            py.detach(|| redis_calls::with_redis_lock(|ctx| batch.replicate(ctx)));
+        }
+        Ok(id)
+    }
+}
+
+/// The `register()` arguments a registration keeps in its saved form.
+const REGISTER_ARGS: [&str; 16] = [
+    "prefix",
+    "mode",
+    "onRegistered",
+    "eventTypes",
+    "keyTypes",
+    "readValue",
+    "commands",
+    "trigger",
+    "hook",
+    "keyprefix",
+    "inorder",
+    "batch",
+    "duration",
+    "onFailedPolicy",
+    "onFailedRetryInterval",
+    "trimStream",
+];
+
+/// The version of a registration's saved form.
+const SAVED_FORM_VERSION: u32 = 1;
+
+impl PyFlatExecution {
+    /// A new plan for `reader`, its first step converting records to Python.
+    fn new(reader: String, desc: Option<String>) -> PyFlatExecution {
+        let mut plan = Plan::new();
+        plan.desc = desc;
+        plan.push(to_py_step());
+        PyFlatExecution {
+            reader,
+            plan,
+            callbacks: Vec::new(),
+            ops: Vec::new(),
+        }
+    }
+
+    /// The registration `register(**kwargs)` asks for, validated, with its saved form. A
+    /// restored registration keeps its `id`.
+    fn prepare_registration(
+        &self,
+        py: Python<'_>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+        id: Option<String>,
+    ) -> PyResult<PendingRegistration> {
         let kwarg = |name: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
             Ok(kwargs.map(|k| k.get_item(name)).transpose()?.flatten())
         };
@@ -725,23 +807,74 @@ impl PyFlatExecution {
             }
         };
         check_picklable(py, &self.callbacks)?;
-        let pending = Box::new(PendingRegistration {
-            id: ids::next_plan_id(),
+        Ok(PendingRegistration {
+            id: id.unwrap_or_else(ids::next_plan_id),
             plan: self.plan.clone(),
             mode,
             trigger,
             on_registered,
-        });
-        let id = pending.id.clone();
-        // Inside RG.PYEXECUTE it waits for the script to succeed; elsewhere (a step) it applies
-        // at once.
-        if let Err(pending) = context::script_registered(pending) {
-            // From a step: the registration joins the session of the code running it.
-            let session = context::current_session().unwrap_or_else(|| Session::new(None, None));
-            registrations::apply(*pending, &session);
-        }
-        Ok(id)
+            saved: self.saved_form(py, kwargs)?.into(),
+        })
     }
+
+    /// What makes the registration again: the reader, the description, the builder calls and
+    /// the `register()` arguments, cloudpickled.
+    fn saved_form(&self, py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<u8>> {
+        let ops = pyo3::types::PyList::empty(py);
+        for (name, args) in &self.ops {
+            ops.append((*name, args.clone_ref(py)))?;
+        }
+        let kept = PyDict::new(py);
+        if let Some(kwargs) = kwargs {
+            for (key, value) in kwargs.iter() {
+                if REGISTER_ARGS.iter().any(|k| key.eq(*k).unwrap_or(false)) {
+                    kept.set_item(key, value)?;
+                }
+            }
+        }
+        let form = (
+            SAVED_FORM_VERSION,
+            self.reader.as_str(),
+            self.plan.desc.as_deref(),
+            ops,
+            kept,
+        );
+        let bytes = py.import("cloudpickle")?.getattr("dumps")?.call1((form,))?;
+        Ok(bytes.cast::<pyo3::types::PyBytes>()?.as_bytes().to_vec())
+    }
+}
+
+/// A registration made again from its saved form (RDB load, RG.INNERREGISTER), under its id.
+pub fn restore_registration(
+    py: Python<'_>,
+    saved: &[u8],
+    id: &str,
+) -> PyResult<PendingRegistration> {
+    let form = py
+        .import("cloudpickle")?
+        .getattr("loads")?
+        .call1((pyo3::types::PyBytes::new(py, saved),))?;
+    let (version, reader, desc, ops, kwargs): (
+        u32,
+        String,
+        Option<String>,
+        Bound<'_, pyo3::types::PyList>,
+        Bound<'_, PyDict>,
+    ) = form.extract()?;
+    if version != SAVED_FORM_VERSION {
+        return Err(gears_error(&format!(
+            "registration saved in format {version}, this build reads {SAVED_FORM_VERSION}"
+        )));
+    }
+    let flat = Bound::new(py, PyFlatExecution::new(reader, desc))?;
+    for op in ops.iter() {
+        let (name, args): (String, Bound<'_, PyTuple>) = op.extract()?;
+        flat.call_method1(name.as_str(), args)?;
+    }
+    let registration = flat
+        .borrow()
+        .prepare_registration(py, Some(&kwargs), Some(id.to_string()));
+    registration
 }
 
 /// `gearsCtx(reader, desc=None)`: a new plan whose first step converts records to Python.
@@ -774,14 +907,7 @@ fn gears_ctx(
         ));
     }
     let _ = ids::next_plan_id();
-    let mut plan = Plan::new();
-    plan.desc = desc;
-    plan.push(to_py_step());
-    Ok(PyFlatExecution {
-        reader,
-        plan,
-        callbacks: Vec::new(),
-    })
+    Ok(PyFlatExecution::new(reader, desc))
 }
 
 const LOG_LEVELS: [&str; 4] = ["debug", "verbose", "notice", "warning"];

@@ -1,0 +1,73 @@
+//! Server events the module follows: the start of every load (RDB, AOF, full sync) clears the
+//! registrations, sessions and executions the load brings back (sessions-and-cluster.md B.3),
+//! and a replica promoted to primary starts consuming its stream registrations' streams.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use redis_module::{raw, Context};
+
+use crate::{persist, redis_calls, registrations, streams};
+
+unsafe extern "C" fn on_loading(
+    _ctx: *mut raw::RedisModuleCtx,
+    _event: raw::RedisModuleEvent,
+    subevent: u64,
+    _data: *mut std::os::raw::c_void,
+) {
+    let starting = matches!(
+        subevent,
+        raw::REDISMODULE_SUBEVENT_LOADING_RDB_START
+            | raw::REDISMODULE_SUBEVENT_LOADING_AOF_START
+            | raw::REDISMODULE_SUBEVENT_LOADING_REPL_START
+    );
+    if starting && catch_unwind(AssertUnwindSafe(persist::clear_for_load)).is_err() {
+        redis_calls::log("warning", "clearing before a load failed (panic caught)");
+    }
+}
+
+unsafe extern "C" fn on_role_change(
+    _ctx: *mut raw::RedisModuleCtx,
+    _event: raw::RedisModuleEvent,
+    subevent: u64,
+    _data: *mut std::os::raw::c_void,
+) {
+    if subevent != raw::REDISMODULE_EVENT_REPLROLECHANGED_NOW_MASTER {
+        return;
+    }
+    let promoted = catch_unwind(AssertUnwindSafe(|| {
+        for registration in registrations::all().iter() {
+            if registration.consumer.is_some() {
+                streams::track_existing(registration);
+            }
+        }
+    }));
+    if promoted.is_err() {
+        redis_calls::log(
+            "warning",
+            "starting stream registrations failed (panic caught)",
+        );
+    }
+}
+
+pub fn subscribe(ctx: &Context) {
+    let events: [(u64, raw::RedisModuleEventCallback); 2] = [
+        (raw::REDISMODULE_EVENT_LOADING, Some(on_loading)),
+        (
+            raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
+            Some(on_role_change),
+        ),
+    ];
+    for (id, callback) in events {
+        // SAFETY: called at module load on the main thread with the module's context.
+        let status = unsafe {
+            raw::RedisModule_SubscribeToServerEvent.unwrap()(
+                ctx.ctx,
+                raw::RedisModuleEvent { id, dataver: 1 },
+                callback,
+            )
+        };
+        if status != raw::REDISMODULE_OK as i32 {
+            ctx.log_warning(&format!("could not subscribe to server event {id}"));
+        }
+    }
+}
