@@ -193,6 +193,11 @@ impl Batch {
     pub fn apply(&self, ctx: &Context) -> Result<(), String> {
         let replaced = self.unlink.as_deref().and_then(sessions::live);
         let session = self.session.resolve(replaced.is_some())?;
+        // A registration applied again (the AOF holds it twice after a rewrite) replaces
+        // itself.
+        for (id, _) in &self.registrations {
+            unregister(id, false);
+        }
         let pending = restore(ctx, &self.registrations)?;
         if let Some(old) = replaced {
             crate::reqs::release_session(&old.requirements());
@@ -235,6 +240,30 @@ fn restore(
 
 fn replicate(ctx: &Context, command: &str, args: &[&[u8]]) {
     ctx.replicate(command, args);
+}
+
+/// Sends every registration to the AOF (and replicas) again, one batch per session.
+pub fn replicate_all(ctx: &Context) {
+    let table = registrations::all();
+    let mut owners: Vec<Arc<Session>> = Vec::new();
+    for registration in table.iter() {
+        if !owners.iter().any(|s| Arc::ptr_eq(s, &registration.session)) {
+            owners.push(registration.session.clone());
+        }
+    }
+    for session in owners {
+        let batch = Batch {
+            session: SavedSession::of(&session),
+            unlink: None,
+            unregister: Vec::new(),
+            registrations: table
+                .iter()
+                .filter(|r| Arc::ptr_eq(&r.session, &session))
+                .map(|r| (r.id.clone(), r.saved.clone()))
+                .collect(),
+        };
+        batch.replicate(ctx);
+    }
 }
 
 /// Removes a registration (and its session's hold on it); false if there was none.

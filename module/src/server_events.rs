@@ -3,6 +3,7 @@
 //! and a replica promoted to primary starts consuming its stream registrations' streams.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redis_module::{raw, Context};
 
@@ -49,9 +50,59 @@ unsafe extern "C" fn on_role_change(
     }
 }
 
+/// AOF rewrites seen so far (main thread only).
+static AOF_REWRITES: AtomicU64 = AtomicU64::new(0);
+
+/// A rewritten AOF without an RDB preamble holds no module state, so once a rewrite started
+/// (the new incremental file is in use) every registration is written to it again
+/// (RG.INNERREGISTER is idempotent). Checked on every cron tick: Redis sends modules no event
+/// in the parent when a rewrite starts (the persistence event fires in the forked child).
+unsafe extern "C" fn on_cron(
+    ctx: *mut raw::RedisModuleCtx,
+    _event: raw::RedisModuleEvent,
+    _subevent: u64,
+    _data: *mut std::os::raw::c_void,
+) {
+    let ctx = Context::new(ctx);
+    let checked = catch_unwind(AssertUnwindSafe(|| {
+        let info = ctx.server_info("persistence");
+        let number = |field: &str| {
+            info.field(field)
+                .and_then(|v| v.to_string_lossy().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let rewrites = number("aof_rewrites");
+        let previous = AOF_REWRITES.swap(rewrites, Ordering::Relaxed);
+        if rewrites > previous
+            && number("aof_enabled") == 1
+            && !registrations::all().is_empty()
+            && !rdb_preamble(&ctx)
+        {
+            persist::replicate_all(&ctx);
+        }
+    }));
+    if checked.is_err() {
+        redis_calls::log(
+            "warning",
+            "writing registrations to the AOF failed (panic caught)",
+        );
+    }
+}
+
+fn rdb_preamble(ctx: &Context) -> bool {
+    match ctx.call("CONFIG", &["GET", "aof-use-rdb-preamble"]) {
+        Ok(redis_module::RedisValue::Array(values)) => !matches!(
+            values.get(1),
+            Some(redis_module::RedisValue::SimpleString(v) | redis_module::RedisValue::BulkString(v)) if v == "no"
+        ),
+        _ => true,
+    }
+}
+
 pub fn subscribe(ctx: &Context) {
-    let events: [(u64, raw::RedisModuleEventCallback); 2] = [
+    let events: [(u64, raw::RedisModuleEventCallback); 3] = [
         (raw::REDISMODULE_EVENT_LOADING, Some(on_loading)),
+        (raw::REDISMODULE_EVENT_CRON_LOOP, Some(on_cron)),
         (
             raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
             Some(on_role_change),

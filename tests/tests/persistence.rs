@@ -283,13 +283,25 @@ fn the_aof_replays_registrations_and_unregistrations() {
     drop(con);
     drop(first);
 
-    let second = aof_server(data.path(), "no");
+    let mut second = aof_server(data.path(), "no");
     let mut con = second.con();
     assert_eq!(registrations(&mut con), expected);
     let fired = int(&mut con, "fired");
     cmd(&mut con, &["SET", "b1", "v"]);
     cmd(&mut con, &["SET", "a1", "v"]);
     assert_eq!(int(&mut con, "fired"), fired + 1);
+    // A rewrite without the RDB preamble keeps them (they are written again after it), twice.
+    for _ in 0..2 {
+        rewrite(&mut con, data.path());
+        drop(con);
+        drop(second);
+        second = aof_server(data.path(), "no");
+        con = second.con();
+        assert_eq!(registrations(&mut con), expected);
+        let sessions = cmd(&mut con, &["RG.PYDUMPSESSIONS"]);
+        assert_eq!(sessions.items().len(), 1);
+        assert_eq!(sessions.items()[0].items()[1], Reply::bulk("two"));
+    }
     drop(con);
     drop(second);
 
@@ -297,20 +309,41 @@ fn the_aof_replays_registrations_and_unregistrations() {
     let third = aof_server(data.path(), "yes");
     let mut con = third.con();
     assert_eq!(registrations(&mut con), expected);
-    assert!(!cmd(&mut con, &["BGREWRITEAOF"]).as_str().is_empty());
-    wait_for(&mut con, "the rewrite", |c| {
-        cmd(c, &["INFO", "persistence"])
-            .as_str()
-            .contains("aof_rewrite_in_progress:0")
-            && cmd(c, &["INFO", "persistence"])
-                .as_str()
-                .contains("aof_rewrite_scheduled:0")
-    });
+    rewrite(&mut con, data.path());
     drop(con);
     drop(third);
     let fourth = aof_server(data.path(), "yes");
     let mut con = fourth.con();
     assert_eq!(registrations(&mut con), expected);
+}
+
+/// BGREWRITEAOF, waited for until the new incremental AOF file holds the registrations.
+fn rewrite(con: &mut redis::Connection, dir: &Path) {
+    assert!(!cmd(con, &["BGREWRITEAOF"]).as_str().is_empty());
+    wait_for(con, "the rewrite", |c| {
+        let info = cmd(c, &["INFO", "persistence"]);
+        info.as_str().contains("aof_rewrite_in_progress:0")
+            && info.as_str().contains("aof_rewrite_scheduled:0")
+    });
+    wait_for(con, "the registrations in the new AOF", |_| {
+        let aof = dir.join("appendonlydir");
+        let manifest = std::fs::read_to_string(aof.join("appendonly.aof.manifest")).unwrap();
+        let incr = manifest
+            .lines()
+            .filter(|l| l.ends_with("type i"))
+            .last()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .to_string();
+        let base_has_them = manifest.lines().any(|l| {
+            l.ends_with("type b")
+                && l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|f| f.ends_with(".rdb"))
+        });
+        let content = std::fs::read(aof.join(incr)).unwrap_or_default();
+        base_has_them || content.windows(16).any(|w| w == b"RG.INNERREGISTER")
+    });
 }
 
 #[test]
