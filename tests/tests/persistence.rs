@@ -330,8 +330,7 @@ fn rewrite(con: &mut redis::Connection, dir: &Path) {
         let manifest = std::fs::read_to_string(aof.join("appendonly.aof.manifest")).unwrap();
         let incr = manifest
             .lines()
-            .filter(|l| l.ends_with("type i"))
-            .last()
+            .rfind(|l| l.ends_with("type i"))
             .and_then(|l| l.split_whitespace().nth(1))
             .unwrap()
             .to_string();
