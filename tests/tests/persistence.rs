@@ -256,6 +256,9 @@ fn aof_server(dir: &Path, preamble: &str) -> Server {
             "yes",
             "--aof-use-rdb-preamble",
             preamble,
+            // The harness kills servers: every write must be in the file before its reply.
+            "--appendfsync",
+            "always",
         ],
         &[],
     )
