@@ -102,6 +102,38 @@ fn notifications_reach_the_stream_inside_the_write() {
 }
 
 #[test]
+fn the_stream_logger_copies_entries_in_order() {
+    let server = Server::start();
+    let mut con = server.con();
+    assert_eq!(
+        pyexecute(&mut con, &recipe("stream_logger.py"), &[]),
+        Reply::ok()
+    );
+    for n in 1..=250 {
+        let n = n.to_string();
+        cmd(&mut con, &["XADD", "events:a", &format!("{n}-1"), "n", &n, "b", "x"]);
+    }
+    cmd(&mut con, &["XADD", "events:b", "7-7", "only", "one"]);
+    cmd(&mut con, &["XADD", "other", "*", "n", "0"]);
+    e2e::wait_for(&mut con, "every entry logged", |c| {
+        cmd(c, &["LLEN", "log:events:a"]) == Reply::Int(250)
+            && cmd(c, &["LLEN", "log:events:b"]) == Reply::Int(1)
+    });
+    let log = cmd(&mut con, &["LRANGE", "log:events:a", "0", "-1"]);
+    let expected: Vec<String> = (1..=250).map(|n| format!("{n}-1 b=x n={n}")).collect();
+    let got: Vec<String> = log.items().iter().map(|r| r.as_str().to_string()).collect();
+    assert_eq!(got, expected);
+    assert_eq!(
+        cmd(&mut con, &["LRANGE", "log:events:b", "0", "-1"]),
+        Reply::bulks(&["7-7 only=one"])
+    );
+    e2e::wait_for(&mut con, "the streams trimmed", |c| {
+        cmd(c, &["XLEN", "events:a"]) == Reply::Int(0)
+    });
+    assert_eq!(cmd(&mut con, &["XLEN", "other"]), Reply::Int(1));
+}
+
+#[test]
 fn monte_carlo_estimates_pi() {
     let server = Server::start();
     let mut con = server.con();
