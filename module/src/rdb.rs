@@ -10,12 +10,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use redis_module::native_types::RedisType;
 use redis_module::raw;
 
-/// The aux format version this build writes and the newest it reads.
-const REQS_ENCODING_VERSION: i32 = 1;
+type AuxLoad = unsafe extern "C" fn(*mut raw::RedisModuleIO, c_int, c_int) -> c_int;
+type AuxSave = unsafe extern "C" fn(*mut raw::RedisModuleIO, c_int);
 
-pub static REQUIREMENTS_TYPE: RedisType = RedisType::new(
-    "GRS_REQS0",
-    REQS_ENCODING_VERSION,
+/// The methods of a type that has no keys, only an aux section saved at `when`.
+const fn aux_only(load: AuxLoad, save: AuxSave, when: raw::Aux) -> raw::RedisModuleTypeMethods {
     raw::RedisModuleTypeMethods {
         version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
         rdb_load: None,
@@ -24,10 +23,10 @@ pub static REQUIREMENTS_TYPE: RedisType = RedisType::new(
         free: None,
         mem_usage: None,
         digest: None,
-        aux_load: Some(aux_load),
-        aux_save: Some(aux_save),
+        aux_load: Some(load),
+        aux_save: Some(save),
         aux_save2: None,
-        aux_save_triggers: raw::Aux::Before as c_int,
+        aux_save_triggers: when as c_int,
         free_effort: None,
         unlink: None,
         copy: None,
@@ -36,7 +35,16 @@ pub static REQUIREMENTS_TYPE: RedisType = RedisType::new(
         free_effort2: None,
         mem_usage2: None,
         unlink2: None,
-    },
+    }
+}
+
+/// The aux format version this build writes and the newest it reads.
+const REQS_ENCODING_VERSION: i32 = 1;
+
+pub static REQUIREMENTS_TYPE: RedisType = RedisType::new(
+    "GRS_REQS0",
+    REQS_ENCODING_VERSION,
+    aux_only(aux_load, aux_save, raw::Aux::Before),
 );
 
 /// The registrations section's format version this build writes and the newest it reads.
@@ -45,27 +53,11 @@ const REGISTRATIONS_ENCODING_VERSION: i32 = 1;
 pub static REGISTRATIONS_TYPE: RedisType = RedisType::new(
     "GRS_REGS0",
     REGISTRATIONS_ENCODING_VERSION,
-    raw::RedisModuleTypeMethods {
-        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
-        rdb_load: None,
-        rdb_save: None,
-        aof_rewrite: None,
-        free: None,
-        mem_usage: None,
-        digest: None,
-        aux_load: Some(registrations_aux_load),
-        aux_save: Some(registrations_aux_save),
-        aux_save2: None,
-        aux_save_triggers: raw::Aux::After as c_int,
-        free_effort: None,
-        unlink: None,
-        copy: None,
-        defrag: None,
-        copy2: None,
-        free_effort2: None,
-        mem_usage2: None,
-        unlink2: None,
-    },
+    aux_only(
+        registrations_aux_load,
+        registrations_aux_save,
+        raw::Aux::After,
+    ),
 );
 
 extern "C" fn registrations_aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {

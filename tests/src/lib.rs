@@ -256,6 +256,24 @@ pub fn registration_data(con: &mut redis::Connection) -> Vec<(String, Reply)> {
         .collect()
 }
 
+/// The ids of the registrations, in RG.DUMPREGISTRATIONS order.
+pub fn registration_ids(con: &mut redis::Connection) -> Vec<String> {
+    cmd(con, &["RG.DUMPREGISTRATIONS"])
+        .items()
+        .iter()
+        .map(|r| r.items()[1].as_str().to_string())
+        .collect()
+}
+
+/// The elements of the list at `key`.
+pub fn list(con: &mut redis::Connection, key: &str) -> Vec<String> {
+    cmd(con, &["LRANGE", key, "0", "-1"])
+        .items()
+        .iter()
+        .map(|r| r.as_str().to_string())
+        .collect()
+}
+
 /// One field of [`registration_data`].
 pub fn registration_stat(con: &mut redis::Connection, name: &str) -> Reply {
     registration_data(con)

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use e2e::{cmd, pyexecute, registration_stat, wait_for, Reply, Server};
+use e2e::{cmd, list, pyexecute, registration_stat, wait_for, Reply, Server};
 
 /// One registration of each reader kind, in one session with an id and a description.
 const EVERY_KIND: &str = "GB().foreach(lambda r: execute('INCR', 'fired-by-keys')).register(prefix='k*', mode='sync')
@@ -38,14 +38,6 @@ fn int(con: &mut redis::Connection, key: &str) -> i64 {
         Reply::Nil => 0,
         other => panic!("{other:?}"),
     }
-}
-
-fn list(con: &mut redis::Connection, key: &str) -> Vec<String> {
-    cmd(con, &["LRANGE", key, "0", "-1"])
-        .items()
-        .iter()
-        .map(|r| r.as_str().to_string())
-        .collect()
 }
 
 /// Every registration of [`EVERY_KIND`] fires as it should.
@@ -192,9 +184,15 @@ fn replicas_get_registrations_fire_nothing_and_serve_them_once_promoted() {
         ),
         Reply::ok()
     );
-    let replica = Server::start();
+    // Started with --replicaof, as a deployment would.
+    let port = primary.port.to_string();
+    let replica = Server::with_server_args(&["--replicaof", "127.0.0.1", &port], &[]);
     let mut r = replica.con();
-    attach(&mut r, &primary);
+    wait_for(&mut r, "the replica to sync", |r| {
+        cmd(r, &["INFO", "replication"])
+            .as_str()
+            .contains("master_link_status:up")
+    });
     assert_eq!(
         pyexecute(
             &mut p,
@@ -383,10 +381,13 @@ fn saved_rdb(dir: &Path) -> Vec<u8> {
     std::fs::read(dir.join("dump.rdb")).unwrap()
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack
-        .windows(needle.len())
-        .position(|w| w == needle)
+/// Where the registrations section starts: its module id, length-encoded as 0x81 + 8 bytes
+/// big-endian (the id names the format version).
+fn registrations_section(rdb: &[u8]) -> usize {
+    let mut ours = vec![0x81];
+    ours.extend(module_type_id("GRS_REGS0", 1).to_be_bytes());
+    rdb.windows(ours.len())
+        .position(|w| w == ours)
         .expect("the registrations section in the RDB")
 }
 
@@ -394,10 +395,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> usize {
 fn an_rdb_from_a_newer_format_is_refused_with_a_clear_line() {
     let data = tempfile::tempdir().unwrap();
     let mut rdb = saved_rdb(data.path());
-    // The section's module id, length-encoded as 0x81 + 8 bytes big-endian, names the version.
-    let mut ours = vec![0x81];
-    ours.extend(module_type_id("GRS_REGS0", 1).to_be_bytes());
-    let at = find(&rdb, &ours);
+    let at = registrations_section(&rdb);
     rdb[at + 1..at + 9].copy_from_slice(&module_type_id("GRS_REGS0", 2).to_be_bytes());
     // A zero checksum is not checked.
     let len = rdb.len();
@@ -424,9 +422,7 @@ fn an_rdb_from_a_newer_format_is_refused_with_a_clear_line() {
 fn a_truncated_registrations_section_fails_the_load_cleanly() {
     let data = tempfile::tempdir().unwrap();
     let rdb = saved_rdb(data.path());
-    let mut ours = vec![0x81];
-    ours.extend(module_type_id("GRS_REGS0", 1).to_be_bytes());
-    let at = find(&rdb, &ours);
+    let at = registrations_section(&rdb);
     // Cut inside the section, after its first few fields.
     std::fs::write(data.path().join("dump.rdb"), &rdb[..at + 40]).unwrap();
     let failure = Server::try_start_with(&["--dir", data.path().to_str().unwrap()], &[])

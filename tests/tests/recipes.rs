@@ -111,7 +111,10 @@ fn the_stream_logger_copies_entries_in_order() {
     );
     for n in 1..=250 {
         let n = n.to_string();
-        cmd(&mut con, &["XADD", "events:a", &format!("{n}-1"), "n", &n, "b", "x"]);
+        cmd(
+            &mut con,
+            &["XADD", "events:a", &format!("{n}-1"), "n", &n, "b", "x"],
+        );
     }
     cmd(&mut con, &["XADD", "events:b", "7-7", "only", "one"]);
     cmd(&mut con, &["XADD", "other", "*", "n", "0"]);

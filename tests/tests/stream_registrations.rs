@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{cmd, pyexecute, registration_data, registration_stat as stat, wait_for, Reply, Server};
+use e2e::{
+    cmd, list, pyexecute, registration_data, registration_ids, registration_stat as stat, wait_for,
+    Reply, Server,
+};
 
 const GROUP: &str = "__gears_consumer_group__";
 
@@ -12,14 +15,6 @@ fn logging(args: &str) -> String {
     format!(
         "GB('StreamReader').foreach(lambda r: execute('RPUSH', 'log', r['key'] + ':' + r['value']['a'])).register(prefix='s*'{args})"
     )
-}
-
-fn list(con: &mut redis::Connection, key: &str) -> Vec<String> {
-    cmd(con, &["LRANGE", key, "0", "-1"])
-        .items()
-        .iter()
-        .map(|r| r.as_str().to_string())
-        .collect()
 }
 
 fn int(con: &mut redis::Connection, args: &[&str]) -> i64 {
@@ -228,9 +223,9 @@ fn abort_stops_the_registration_and_keeps_the_entries() {
     assert_eq!(int(&mut con, &["XLEN", "s"]), 2);
     assert_eq!(stat(&mut con, "numTriggered"), Reply::Int(1));
     // Unpausing an aborted registration changes nothing.
-    let id = cmd(&mut con, &["RG.DUMPREGISTRATIONS"]).items()[0].items()[1].clone();
+    let id = registration_ids(&mut con).remove(0);
     assert_eq!(
-        cmd(&mut con, &["RG.UNPAUSEREGISTRATIONS", id.as_str()]),
+        cmd(&mut con, &["RG.UNPAUSEREGISTRATIONS", &id]),
         Reply::ok()
     );
     assert_eq!(status(&mut con), "ABORTED");
@@ -276,9 +271,9 @@ fn an_error_starting_with_pause_pauses_until_unpaused() {
     cmd(&mut con, &["SET", "hold", "0"]);
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(list(&mut con, "log"), Vec::<String>::new());
-    let id = cmd(&mut con, &["RG.DUMPREGISTRATIONS"]).items()[0].items()[1].clone();
+    let id = registration_ids(&mut con).remove(0);
     assert_eq!(
-        cmd(&mut con, &["RG.UNPAUSEREGISTRATIONS", id.as_str()]),
+        cmd(&mut con, &["RG.UNPAUSEREGISTRATIONS", &id]),
         Reply::ok()
     );
     wait_for_log(&mut con, 2);
@@ -291,9 +286,7 @@ fn pause_and_unpause_while_entries_keep_arriving() {
     let server = Server::start();
     let mut con = server.con();
     pyexecute(&mut con, &logging(""), &[]);
-    let id = cmd(&mut con, &["RG.DUMPREGISTRATIONS"]).items()[0].items()[1]
-        .as_str()
-        .to_string();
+    let id = registration_ids(&mut con).remove(0);
     xadd(&mut con, "s", "1");
     wait_for_log(&mut con, 1);
     assert_eq!(cmd(&mut con, &["RG.PAUSEREGISTRATIONS", &id]), Reply::ok());
@@ -325,10 +318,8 @@ fn pause_and_unpause_while_entries_keep_arriving() {
         )
     );
     pyexecute(&mut con, "GB().register(prefix='k')", &[]);
-    let keys_id = cmd(&mut con, &["RG.DUMPREGISTRATIONS"])
-        .items()
-        .iter()
-        .map(|r| r.items()[1].as_str().to_string())
+    let keys_id = registration_ids(&mut con)
+        .into_iter()
         .find(|i| i != &id)
         .unwrap();
     assert_eq!(
@@ -342,9 +333,7 @@ fn unregister_stops_consuming() {
     let server = Server::start();
     let mut con = server.con();
     pyexecute(&mut con, &logging(""), &[]);
-    let id = cmd(&mut con, &["RG.DUMPREGISTRATIONS"]).items()[0].items()[1]
-        .as_str()
-        .to_string();
+    let id = registration_ids(&mut con).remove(0);
     xadd(&mut con, "s", "1");
     wait_for_log(&mut con, 1);
     assert_eq!(cmd(&mut con, &["RG.UNREGISTER", &id]), Reply::ok());

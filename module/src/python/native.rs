@@ -387,14 +387,7 @@ fn keys_trigger<'py>(
     py: Python<'py>,
     kwarg: &dyn Fn(&str) -> PyResult<Option<Bound<'py, PyAny>>>,
 ) -> PyResult<KeysTrigger> {
-    let prefix = match kwarg("prefix")? {
-        None => "*".to_string(),
-        Some(p) => p
-            .cast::<PyString>()
-            .map_err(|_| gears_error("regex argument must be a string"))?
-            .to_str()?
-            .to_string(),
-    };
+    let prefix = prefix_kwarg(kwarg)?;
     let event_types = str_list(
         kwarg("eventTypes")?,
         "given eventTypes is not iterable",
@@ -433,6 +426,20 @@ fn keys_trigger<'py>(
         read_value,
         commands,
     })
+}
+
+/// The `prefix` of a KeysReader or StreamReader registration, `*` if none.
+pub(super) fn prefix_kwarg<'py>(
+    kwarg: &dyn Fn(&str) -> PyResult<Option<Bound<'py, PyAny>>>,
+) -> PyResult<String> {
+    match kwarg("prefix")? {
+        None => Ok("*".to_string()),
+        Some(p) => Ok(p
+            .cast::<PyString>()
+            .map_err(|_| gears_error("regex argument must be a string"))?
+            .to_str()?
+            .to_string()),
+    }
 }
 
 fn bool_kwarg_value(value: Option<Bound<'_, PyAny>>, default: bool, err: &str) -> PyResult<bool> {

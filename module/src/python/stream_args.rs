@@ -29,14 +29,7 @@ pub fn stream_trigger<'py>(
     kwarg: &dyn Fn(&str) -> PyResult<Option<Bound<'py, PyAny>>>,
     mode: Mode,
 ) -> PyResult<StreamTrigger> {
-    let prefix = match kwarg("prefix")? {
-        None => "*".to_string(),
-        Some(p) => p
-            .cast::<PyString>()
-            .map_err(|_| gears_error("regex argument must be a string"))?
-            .to_str()?
-            .to_string(),
-    };
+    let prefix = super::native::prefix_kwarg(kwarg)?;
     let batch = number(kwarg("batch")?, 1, "batch argument must be a number")?;
     let duration_ms = number(kwarg("duration")?, 0, "duration argument must be a number")?;
     let policy = match kwarg("onFailedPolicy")? {
