@@ -60,12 +60,46 @@ pub static REGISTRATIONS_TYPE: RedisType = RedisType::new(
     ),
 );
 
-extern "C" fn registrations_aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
-    if when != raw::Aux::After as c_int {
-        return;
+/// Saves a section unless a panic stops it (logged as `what` failing).
+fn guarded_save(what: &str, save: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(save)).is_err() {
+        crate::redis_calls::log(
+            "warning",
+            &format!("saving the {what} failed (panic caught)"),
+        );
     }
-    if catch_unwind(AssertUnwindSafe(|| crate::persist::aux_save(rdb))).is_err() {
-        crate::redis_calls::log("warning", "saving the registrations failed (panic caught)");
+}
+
+/// Loads a section written in format `encver`, refusing one newer than `newest` with
+/// `too_new` in the log; a failure or a panic fails the load, logged after `failed`.
+fn guarded_load(
+    encver: c_int,
+    newest: i32,
+    too_new: &str,
+    failed: &str,
+    load: impl FnOnce() -> Result<(), String>,
+) -> c_int {
+    if encver > newest {
+        crate::redis_calls::log(
+            "warning",
+            &format!(
+                "{too_new} (the section has version {encver}, this build reads up to {newest})"
+            ),
+        );
+        return raw::REDISMODULE_ERR as c_int;
+    }
+    let error = match catch_unwind(AssertUnwindSafe(load)) {
+        Ok(Ok(())) => return raw::REDISMODULE_OK as c_int,
+        Ok(Err(e)) => e,
+        Err(_) => "panic caught".to_string(),
+    };
+    crate::redis_calls::log("warning", &format!("{failed} ({error})"));
+    raw::REDISMODULE_ERR as c_int
+}
+
+extern "C" fn registrations_aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
+    if when == raw::Aux::After as c_int {
+        guarded_save("registrations", || crate::persist::aux_save(rdb));
     }
 }
 
@@ -77,32 +111,18 @@ extern "C" fn registrations_aux_load(
     if when != raw::Aux::After as c_int {
         return raw::REDISMODULE_OK as c_int;
     }
-    if encver > REGISTRATIONS_ENCODING_VERSION {
-        crate::redis_calls::log(
-            "warning",
-            &format!("could not load rdb created with higher RedisGears version! (the registrations section has version {encver}, this build reads up to {REGISTRATIONS_ENCODING_VERSION})"),
-        );
-        return raw::REDISMODULE_ERR as c_int;
-    }
-    match catch_unwind(AssertUnwindSafe(|| crate::persist::aux_load(rdb))) {
-        Ok(Ok(())) => raw::REDISMODULE_OK as c_int,
-        Ok(Err(e)) => {
-            crate::redis_calls::log("warning", &format!("Failed loading registrations ({e})"));
-            raw::REDISMODULE_ERR as c_int
-        }
-        Err(_) => {
-            crate::redis_calls::log("warning", "Failed loading registrations (panic caught)");
-            raw::REDISMODULE_ERR as c_int
-        }
-    }
+    guarded_load(
+        encver,
+        REGISTRATIONS_ENCODING_VERSION,
+        "could not load rdb created with higher RedisGears version!",
+        "Failed loading registrations",
+        || crate::persist::aux_load(rdb),
+    )
 }
 
 extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
-    if when != raw::Aux::Before as c_int {
-        return;
-    }
-    if catch_unwind(AssertUnwindSafe(|| crate::reqs::aux_save(rdb))).is_err() {
-        crate::redis_calls::log("warning", "saving the requirements failed (panic caught)");
+    if when == raw::Aux::Before as c_int {
+        guarded_save("requirements", || crate::reqs::aux_save(rdb));
     }
 }
 
@@ -110,22 +130,11 @@ extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int)
     if when != raw::Aux::Before as c_int {
         return raw::REDISMODULE_OK as c_int;
     }
-    if encver > REQS_ENCODING_VERSION {
-        crate::redis_calls::log(
-            "warning",
-            &format!("Give requirement version is not supported, please upgrade to newer RedisGears. (the RDB has version {encver}, this build reads up to {REQS_ENCODING_VERSION})"),
-        );
-        return raw::REDISMODULE_ERR as c_int;
-    }
-    match catch_unwind(AssertUnwindSafe(|| crate::reqs::aux_load(rdb))) {
-        Ok(Ok(())) => raw::REDISMODULE_OK as c_int,
-        Ok(Err(e)) => {
-            crate::redis_calls::log("warning", &format!("Failed deserialize requirements ({e})"));
-            raw::REDISMODULE_ERR as c_int
-        }
-        Err(_) => {
-            crate::redis_calls::log("warning", "Failed deserialize requirements (panic caught)");
-            raw::REDISMODULE_ERR as c_int
-        }
-    }
+    guarded_load(
+        encver,
+        REQS_ENCODING_VERSION,
+        "Give requirement version is not supported, please upgrade to newer RedisGears.",
+        "Failed deserialize requirements",
+        || crate::reqs::aux_load(rdb),
+    )
 }
