@@ -112,6 +112,10 @@ impl Step {
     }
 }
 
+/// The most steps a plan may have. Running one nests a call per step; `sync` registrations run
+/// on the Redis main thread, whose stack (8 MiB by default) must hold them all with room to spare.
+pub const MAX_STEPS: usize = 5000;
+
 /// The steps of a pipeline in the order they were added (the reader is not a step).
 #[derive(Clone, Default)]
 pub struct Plan {

@@ -4,6 +4,11 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+/// A worker's stack: an execution pulls its records through one nested call per step, so a long
+/// pipeline needs a deep stack (about 1 KiB a step; see `plan::MAX_STEPS`). Only the pages used
+/// are ever committed.
+pub const WORKER_STACK: usize = 64 << 20;
+
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
 pub struct Pool {
@@ -12,7 +17,8 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Starts `threads` workers (at least one) named `<name>-<n>`.
+    /// Starts `threads` workers (at least one) named `<name>-<n>`, each with a
+    /// [`WORKER_STACK`] stack.
     pub fn new(name: &str, threads: usize) -> std::io::Result<Pool> {
         let (sender, receiver) = channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
@@ -22,6 +28,7 @@ impl Pool {
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("{name}-{n}"))
+                    .stack_size(WORKER_STACK)
                     .spawn(move || loop {
                         let job = match receiver.lock() {
                             Ok(r) => r.recv(),

@@ -206,9 +206,7 @@ impl Batch {
         for id in &self.unregister {
             unregister(id, false);
         }
-        for registration in pending {
-            registrations::apply(registration, &session);
-        }
+        registrations::apply_all(pending, &session);
         sessions::link(&session);
         Ok(())
     }
@@ -292,8 +290,8 @@ pub fn replicate_unregister(ctx: &Context, id: &str, abort_pending: bool) {
 /// The start of an RDB, AOF or full-sync load: every registration, live session and execution
 /// goes; the load brings back what it holds.
 pub fn clear_for_load() {
-    for registration in registrations::all().iter() {
-        unregister(&registration.id, true);
+    for registration in registrations::clear() {
+        registration.abort_pending();
     }
     for session in sessions::all_live() {
         sessions::unlink(&session);
@@ -382,11 +380,15 @@ pub fn aux_load(rdb: *mut raw::RedisModuleIO) -> Result<(), String> {
     // The load runs on the main thread, which holds the Redis lock; its IO context cannot call
     // commands, the module's detached one can.
     let pending = restore(&redis_calls::detached_context(), &forms)?;
-    for ((owner, _, _), registration) in saved.iter().zip(pending) {
-        let session = sessions
-            .get(*owner)
-            .ok_or_else(|| format!("registration {} has no session", registration.id))?;
-        registrations::apply(registration, session);
+    let mut by_owner: Vec<Vec<PendingRegistration>> = sessions.iter().map(|_| Vec::new()).collect();
+    for ((owner, id, _), registration) in saved.iter().zip(pending) {
+        by_owner
+            .get_mut(*owner)
+            .ok_or_else(|| format!("registration {id} has no session"))?
+            .push(registration);
+    }
+    for (session, pending) in sessions.iter().zip(by_owner) {
+        registrations::apply_all(pending, session);
     }
     for session in &sessions {
         sessions::link(session);

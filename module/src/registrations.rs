@@ -519,13 +519,33 @@ pub fn all() -> Arc<Vec<Arc<Registration>>> {
     TABLE.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-pub fn insert(registration: Arc<Registration>) {
+/// Adds registrations at the end, with one copy of the table however many they are.
+fn insert_all(registrations: Vec<Arc<Registration>>) {
+    if registrations.is_empty() {
+        return;
+    }
     let mut table = TABLE.write().unwrap_or_else(|e| e.into_inner());
-    let mut next = (**table).clone();
-    next.push(registration);
+    let mut next = Vec::with_capacity(table.len() + registrations.len());
+    next.extend(table.iter().cloned());
+    next.extend(registrations);
     *table = Arc::new(next);
     drop(table);
     crate::hooks::refresh();
+}
+
+/// Empties the table (a load starts): every registration stops and leaves its session.
+pub fn clear() -> Vec<Arc<Registration>> {
+    let mut table = TABLE.write().unwrap_or_else(|e| e.into_inner());
+    let removed = std::mem::take(&mut *table);
+    drop(table);
+    crate::hooks::refresh();
+    for registration in removed.iter() {
+        if let Some(consumer) = &registration.consumer {
+            consumer.stop();
+        }
+        registration.session.clear_registrations();
+    }
+    removed.to_vec()
 }
 
 /// The trigger registration named `name` (case-sensitive).
@@ -570,42 +590,61 @@ pub struct PendingRegistration {
 /// Puts a registration in the table under `session`, then runs its `onRegistered` callback;
 /// that callback's errors are only logged, as RedisGears does.
 pub fn apply(pending: PendingRegistration, session: &Arc<Session>) {
-    use pyo3::prelude::*;
-    let registration = Arc::new(Registration::new(
-        pending.id,
-        pending.plan,
-        pending.mode,
-        pending.trigger,
-        session.clone(),
-        pending.saved,
-    ));
-    session.add_registration(&registration.id);
+    apply_all(vec![pending], session);
+}
+
+/// [`apply`] for registrations applied together (a script's, a load's): all enter the table at
+/// once, then their `onRegistered` callbacks run in order.
+pub fn apply_all(pending: Vec<PendingRegistration>, session: &Arc<Session>) {
+    let mut made = Vec::with_capacity(pending.len());
+    let mut callbacks = Vec::with_capacity(pending.len());
+    for p in pending {
+        let registration = Arc::new(Registration::new(
+            p.id,
+            p.plan,
+            p.mode,
+            p.trigger,
+            session.clone(),
+            p.saved,
+        ));
+        session.add_registration(&registration.id);
+        callbacks.push((registration.clone(), p.on_registered));
+        made.push(registration);
+    }
     // A session that registers is live (one that only ran an execution was not, until now).
     if !session.is_dead() && crate::sessions::live(&session.id).is_none() {
         crate::sessions::link(session);
     }
-    insert(registration.clone());
-    if registration.consumer.is_some() {
-        crate::streams::track_existing(&registration);
+    insert_all(made);
+    for (registration, callback) in callbacks {
+        if registration.consumer.is_some() {
+            crate::streams::track_existing(&registration);
+        }
+        if let Some(callback) = callback {
+            on_registered(&callback, session);
+        }
     }
-    if let Some(callback) = pending.on_registered {
-        Python::attach(|py| {
-            let called = crate::python::context::with_session(session, || {
-                crate::python::callbacks::profiled(py, || callback.bind(py).call0())
-            });
-            let failure = match called {
-                Err(e) => Some(crate::python::errors::format_error(py, &e)),
-                Ok(out) if out.hasattr("__await__").unwrap_or(false) => {
-                    Some("Coroutines are not allow".to_string())
-                }
-                Ok(_) => None,
-            };
-            if let Some(error) = failure {
-                crate::redis_calls::log(
-                    "warning",
-                    &format!("Error occured on RedisGearsPy_OnRegistered, error='{error}'"),
-                );
-            }
+}
+
+/// Runs an `onRegistered` callback; its errors are only logged, as RedisGears does.
+fn on_registered(callback: &pyo3::Py<pyo3::PyAny>, session: &Arc<Session>) {
+    use pyo3::prelude::*;
+    Python::attach(|py| {
+        let called = crate::python::context::with_session(session, || {
+            crate::python::callbacks::profiled(py, || callback.bind(py).call0())
         });
-    }
+        let failure = match called {
+            Err(e) => Some(crate::python::errors::format_error(py, &e)),
+            Ok(out) if out.hasattr("__await__").unwrap_or(false) => {
+                Some("Coroutines are not allow".to_string())
+            }
+            Ok(_) => None,
+        };
+        if let Some(error) = failure {
+            crate::redis_calls::log(
+                "warning",
+                &format!("Error occured on RedisGearsPy_OnRegistered, error='{error}'"),
+            );
+        }
+    });
 }

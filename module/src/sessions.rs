@@ -11,6 +11,9 @@ use pyo3::types::PyAnyMethods;
 
 use rand::Rng;
 
+/// The most registration ids a session's printable form lists.
+pub const LISTED_REGISTRATIONS: usize = 20;
+
 pub struct Session {
     pub id: String,
     pub description: Option<String>,
@@ -92,6 +95,11 @@ impl Session {
         lock(&self.registrations).retain(|r| r != id);
     }
 
+    /// Forgets every registration (the registrations table was emptied for a load).
+    pub fn clear_registrations(&self) {
+        lock(&self.registrations).clear();
+    }
+
     pub fn registrations(&self) -> Vec<String> {
         lock(&self.registrations).clone()
     }
@@ -121,9 +129,24 @@ impl Session {
     /// RedisGears' printable form (commands.md §4.1), single quotes and all; its `refCount`
     /// counts every holder, the live table included (the spec's example: 2 for a session with
     /// one registration).
+    ///
+    /// Every registration carries its session's form in RG.DUMPREGISTRATIONS and INFO, so a list
+    /// of all its registrations would make those replies grow with the square of their number
+    /// (100,000 registrations: hundreds of GB). Past [`LISTED_REGISTRATIONS`] the list ends with
+    /// `'... <n> more'`.
     pub fn printable(self: &Arc<Session>) -> String {
-        let registrations = self.registrations();
-        let list: Vec<String> = registrations.iter().map(|r| format!("'{r}'")).collect();
+        let (mut list, total) = {
+            let registrations = lock(&self.registrations);
+            let listed: Vec<String> = registrations
+                .iter()
+                .take(LISTED_REGISTRATIONS)
+                .map(|r| format!("'{r}'"))
+                .collect();
+            (listed, registrations.len())
+        };
+        if total > LISTED_REGISTRATIONS {
+            list.push(format!("'... {} more'", total - LISTED_REGISTRATIONS));
+        }
         format!(
             "{{'sessionName':'{}', 'sessionDescription':'{}', 'refCount': {}, 'linkedTo': {}, 'dead': {}, 'isInstallationNeeded':{}, 'registrationsList':[{}], 'depsList':[{}]}}",
             self.id,

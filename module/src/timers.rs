@@ -49,8 +49,10 @@ pub fn after(delay: Duration, job: impl FnOnce() + Send + 'static) {
     let (lock, wake) = &*QUEUE;
     let mut queue = lock.lock().unwrap_or_else(|e| e.into_inner());
     if !queue.started {
+        // A timer may run a `sync` stream batch inline: a worker's deep stack.
         let spawned = std::thread::Builder::new()
             .name("gears-timers".into())
+            .stack_size(dataflow::pool::WORKER_STACK)
             .spawn(run);
         if spawned.is_err() {
             crate::redis_calls::log("warning", "could not start the timer thread");

@@ -95,7 +95,68 @@ fn a_kill_in_the_middle_of_a_stream_batch_loses_no_entry() {
     let seen = list(&mut con, "seen");
     let times = |n: usize| seen.iter().filter(|s| **s == n.to_string()).count();
     let twice = (0..50).take_while(|&n| times(n) == 2).count();
-    assert!((10..50).contains(&twice), "the kill did not land mid-batch: {seen:?}");
+    assert!(
+        (10..50).contains(&twice),
+        "the kill did not land mid-batch: {seen:?}"
+    );
     assert!((twice..50).all(|n| times(n) == 1), "{seen:?}");
     assert_eq!(seen.len(), twice + 50, "{seen:?}");
+}
+
+#[test]
+fn a_long_pipeline_runs_and_a_too_long_one_gets_a_clear_error() {
+    let mut server = Server::start();
+    let mut con = server.con();
+    cmd(&mut con, &["SET", "k1", "1"]);
+    // 4,990 steps: the deepest plans run, in a run() on a worker and in a sync registration on
+    // the Redis main thread.
+    let long = "g = GB()\nfor i in range(4985):\n    g = g.map(lambda x: x)\n";
+    let reply = pyexecute(&mut con, &format!("{long}g.count().run()"), &[]);
+    assert_eq!(reply, Reply::results(&["1"], &[]));
+    let reply = pyexecute(
+        &mut con,
+        &format!(
+            "{long}g.foreach(lambda r: execute('INCR', 'hits')).register(prefix='k*', mode='sync')"
+        ),
+        &[],
+    );
+    assert_eq!(reply, Reply::ok());
+    cmd(&mut con, &["SET", "k2", "1"]);
+    assert_eq!(cmd(&mut con, &["GET", "hits"]), Reply::bulk("1"));
+    // 10,000 steps: refused before anything runs.
+    let reply = pyexecute(
+        &mut con,
+        "g = GB()\nfor i in range(10000):\n    g = g.map(lambda x: x)\ng.run()",
+        &[],
+    );
+    match reply {
+        Reply::Err(e) => assert!(
+            e.contains("the pipeline has 10003 steps, at most 5000 are supported"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(server.is_alive());
+}
+
+#[test]
+fn twenty_thousand_registrations_in_one_session() {
+    let server = Server::start();
+    let mut con = server.con();
+    let script = "for i in range(20000):\n    GB().foreach(lambda r: execute('INCR', 'hits')).register(prefix='p%d' % i, mode='sync')";
+    assert_eq!(pyexecute(&mut con, script, &["ID", "many"]), Reply::ok());
+    cmd(&mut con, &["SET", "p19999", "v"]);
+    assert_eq!(cmd(&mut con, &["GET", "hits"]), Reply::bulk("1"));
+    let dump = cmd(&mut con, &["RG.DUMPREGISTRATIONS"]);
+    assert_eq!(dump.items().len(), 20_000);
+    // The session's printable form lists 20 ids, then how many more.
+    let pd = dump.items()[0].items()[9].as_str().to_string();
+    assert!(pd.contains("'... 19980 more'"), "{pd}");
+    assert_eq!(cmd(&mut con, &["DEBUG", "RELOAD"]), Reply::ok());
+    assert_eq!(
+        cmd(&mut con, &["RG.DUMPREGISTRATIONS"]).items().len(),
+        20_000
+    );
+    cmd(&mut con, &["SET", "p0", "v"]);
+    assert_eq!(cmd(&mut con, &["GET", "hits"]), Reply::bulk("2"));
 }

@@ -119,9 +119,7 @@ fn apply_batch(
         }
         sessions::unlink(&old);
     }
-    for pending in batch {
-        registrations::apply(pending, session);
-    }
+    registrations::apply_all(batch, session);
     sessions::link(session);
     saved.replicate(ctx);
 }

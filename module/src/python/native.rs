@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use dataflow::plan::MAX_STEPS;
 use dataflow::{
     AccumulateByKeyFn, AccumulateFn, Operation, Plan, Prefetch, Reader, Step, StepType,
 };
@@ -644,6 +645,7 @@ impl PyFlatExecution {
                 "Can not run more then 1 executions in a single script",
             ));
         }
+        self.check_length()?;
         let reader: Box<dyn Reader> = match self.reader.as_str() {
             "PythonReader" => {
                 if args.len() != 1 {
@@ -772,6 +774,17 @@ impl PyFlatExecution {
         }
     }
 
+    /// A plan longer than [`MAX_STEPS`] is refused: running it could overflow a thread's stack.
+    fn check_length(&self) -> PyResult<()> {
+        let steps = self.plan.steps.len();
+        if steps > MAX_STEPS {
+            return Err(gears_error(&format!(
+                "the pipeline has {steps} steps, at most {MAX_STEPS} are supported"
+            )));
+        }
+        Ok(())
+    }
+
     /// The registration `register(**kwargs)` asks for, validated, with its saved form. A
     /// restored registration keeps its `id`.
     fn prepare_registration(
@@ -780,6 +793,7 @@ impl PyFlatExecution {
         kwargs: Option<&Bound<'_, PyDict>>,
         id: Option<String>,
     ) -> PyResult<PendingRegistration> {
+        self.check_length()?;
         let kwarg = |name: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
             Ok(kwargs.map(|k| k.get_item(name)).transpose()?.flatten())
         };
