@@ -1,6 +1,7 @@
 //! Server events the module follows: the start of every load (RDB, AOF, full sync) clears the
-//! registrations, sessions and executions the load brings back (sessions-and-cluster.md B.3),
-//! and a replica promoted to primary starts consuming its stream registrations' streams.
+//! registrations, sessions and executions the load brings back (sessions-and-cluster.md B.3); a
+//! replica promoted to primary starts consuming its stream registrations' streams; and the cron
+//! tick notices AOF rewrites, after which the registrations are written to the AOF again.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
