@@ -240,15 +240,21 @@ fn replicate(ctx: &Context, command: &str, args: &[&[u8]]) {
     ctx.replicate(command, args);
 }
 
-/// Sends every registration to the AOF (and replicas) again, one batch per session.
-pub fn replicate_all(ctx: &Context) {
-    let table = registrations::all();
+/// The sessions owning `table`'s registrations, each once, in the order they first appear.
+fn owners(table: &[Arc<registrations::Registration>]) -> Vec<Arc<Session>> {
     let mut owners: Vec<Arc<Session>> = Vec::new();
-    for registration in table.iter() {
+    for registration in table {
         if !owners.iter().any(|s| Arc::ptr_eq(s, &registration.session)) {
             owners.push(registration.session.clone());
         }
     }
+    owners
+}
+
+/// Sends every registration to the AOF (and replicas) again, one batch per session.
+pub fn replicate_all(ctx: &Context) {
+    let table = registrations::all();
+    let owners = owners(&table);
     for session in owners {
         let batch = Batch {
             session: SavedSession::of(&session),
@@ -303,12 +309,7 @@ pub fn clear_for_load() {
 /// registration in registration order.
 pub fn aux_save(rdb: *mut raw::RedisModuleIO) {
     let table = registrations::all();
-    let mut owners: Vec<Arc<Session>> = Vec::new();
-    for registration in table.iter() {
-        if !owners.iter().any(|s| Arc::ptr_eq(s, &registration.session)) {
-            owners.push(registration.session.clone());
-        }
-    }
+    let owners = owners(&table);
     raw::save_unsigned(rdb, owners.len() as u64);
     for (index, session) in owners.iter().enumerate() {
         let saved = SavedSession::of(session);
