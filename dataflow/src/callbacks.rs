@@ -40,6 +40,11 @@ impl CallbackScope for NoScope {
 pub trait MapFn: Send + Sync {
     fn map(&self, record: Record) -> StepResult<Record>;
 
+    /// The record for the answer an async record was completed with (see [`crate::pending`]).
+    fn resolved(&self, value: Record) -> StepResult<Record> {
+        Ok(value)
+    }
+
     /// False for a map that passes records on untouched without looking at them (a marker
     /// step): the reader may then skip reading what nobody looks at.
     fn inspects_records(&self) -> bool {
@@ -51,6 +56,20 @@ pub trait MapFn: Send + Sync {
 /// (converting lazily, once) and later steps see that same object.
 pub trait FilterFn: Send + Sync {
     fn keep(&self, record: &mut Record) -> StepResult<bool>;
+
+    /// Whether to keep the record, from the answer its async record was completed with. Natively
+    /// null, zero, false and empty values drop it; a runtime judges its own objects.
+    fn keep_resolved(&self, value: Record) -> StepResult<bool> {
+        Ok(match value {
+            Record::Null => false,
+            Record::Long(n) => n != 0,
+            Record::Double(d) => d != 0.0,
+            Record::String(s) => !s.is_empty(),
+            Record::List(l) => !l.is_empty(),
+            Record::HashSet(h) => !h.is_empty(),
+            _ => true,
+        })
+    }
 }
 
 /// Called for its side effects; the record (possibly changed in place) continues.

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::callbacks::CallbackScope;
+use crate::pending::{self, AsyncPolicy, AsyncRecord, InFlight, Wakeup};
 use crate::plan::{Operation, Plan};
 use crate::progress::Progress;
 use crate::reader::Reader;
@@ -51,6 +52,8 @@ enum Pulled {
     Eof,
     /// The reader's chunk is used up; pull again once more records were fed.
     Starved,
+    /// Nothing can move until a record a step waits for is completed.
+    Waiting,
 }
 
 /// The reader's side of the pull: the current chunk and whether more may come.
@@ -63,9 +66,10 @@ struct Input {
 }
 
 impl Input {
-    /// Takes the reader's next chunk into the input.
-    fn fill(&mut self, reader: &mut dyn Reader) {
-        match reader.next_chunk() {
+    /// Takes the reader's next chunk into the input. A reader cannot wait for its records.
+    fn fill(&mut self, reader: &mut dyn Reader, policy: &AsyncPolicy) {
+        let (chunk, _) = pending::invoke(policy, false, || reader.next_chunk());
+        match chunk {
             Ok(Some(chunk)) => self.chunk.extend(chunk),
             Ok(None) => self.reader_done = true,
             Err(e) => {
@@ -75,12 +79,12 @@ impl Input {
         }
     }
 
-    fn next(&mut self, reader: &mut dyn Reader) -> Pulled {
+    fn next(&mut self, reader: &mut dyn Reader, policy: &AsyncPolicy) -> Pulled {
         if self.stop {
             return Pulled::Eof;
         }
         if self.chunk.is_empty() && !self.reader_done && reader.pulls_inline() {
-            self.fill(reader);
+            self.fill(reader, policy);
         }
         match self.chunk.pop_front() {
             Some(r) => Pulled::Record(r),
@@ -124,6 +128,12 @@ struct StepState {
     groups: Groups,
     seen: usize,
     exhausted: bool,
+    /// Records a map, filter or foreach waits for.
+    in_flight: Vec<InFlight>,
+    /// The one record an accumulator waits for, with its group's key for a per-key one.
+    waiting: Option<(AsyncRecord, String)>,
+    /// The upstream ended while records were still in flight.
+    upstream_done: bool,
 }
 
 struct RunningStep {
@@ -140,6 +150,14 @@ pub struct Execution {
     abort: Arc<AtomicBool>,
     progress: Arc<Progress>,
     total_duration: Duration,
+    policy: AsyncPolicy,
+}
+
+/// The ways [`Execution::drain`] stops.
+enum Drained {
+    Ended,
+    Starved,
+    Waiting,
 }
 
 impl Execution {
@@ -166,7 +184,23 @@ impl Execution {
             abort: Arc::new(AtomicBool::new(false)),
             progress: Arc::new(Progress::new(plan.steps.len(), profiling)),
             total_duration: Duration::ZERO,
+            policy: AsyncPolicy {
+                allowed: true,
+                wakeup: Arc::new(Wakeup::default()),
+            },
         }
+    }
+
+    /// Whether steps may wait for records (false where no client can be blocked: MULTI, Lua, a
+    /// `sync` KeysReader registration). Allowed by default.
+    pub fn set_async_allowed(&mut self, allowed: bool) {
+        self.policy.allowed = allowed;
+    }
+
+    /// What wakes the execution once it stopped waiting for records: a completed record, or
+    /// whoever wants it to stop.
+    pub fn wakeup(&self) -> Arc<Wakeup> {
+        self.policy.wakeup.clone()
     }
 
     /// The live counters, readable from any thread while the execution runs.
@@ -204,33 +238,41 @@ impl Execution {
         self.abort.clone()
     }
 
-    /// Runs to the end: reads chunks from `reader` and pulls each chunk through the steps inside
-    /// one `scope.enter`. Returns the final status.
+    /// Runs to the end, or until every record that could move waits for an async record: reads
+    /// chunks from `reader` and pulls each chunk through the steps inside one `scope.enter`.
+    /// Returns the status: `Running` when it stopped to wait, to be run again (with the same
+    /// reader) once [`Execution::wakeup`] is woken.
     pub fn run(&mut self, reader: &mut dyn Reader, scope: &dyn CallbackScope) -> Status {
         if self.status.is_finished() {
             return self.status;
         }
         let started = Instant::now();
         self.status = Status::Running;
+        self.policy.wakeup.clear();
         loop {
             if self.abort.load(Ordering::Relaxed) {
                 self.status = Status::Aborted;
                 break;
             }
             if self.input.wants_more() && !reader.pulls_inline() {
-                self.input.fill(reader);
+                self.input.fill(reader, &self.policy);
             }
-            if self.drain(reader, scope) {
-                self.status = Status::Done;
-                break;
+            match self.drain(reader, scope) {
+                Drained::Ended => {
+                    self.status = Status::Done;
+                    break;
+                }
+                Drained::Starved => {}
+                Drained::Waiting => break,
             }
         }
         self.total_duration += started.elapsed();
         self.status
     }
 
-    /// Pulls until the pipeline ends or starves; true when it ended.
-    fn drain(&mut self, reader: &mut dyn Reader, scope: &dyn CallbackScope) -> bool {
+    /// Pulls until the pipeline ends, starves or waits.
+    fn drain(&mut self, reader: &mut dyn Reader, scope: &dyn CallbackScope) -> Drained {
+        let policy = &self.policy;
         let steps = &mut self.steps;
         let input = &mut self.input;
         let results = &mut self.results;
@@ -238,15 +280,15 @@ impl Execution {
         let abort = &self.abort;
         let progress = &*self.progress;
         let profiling = progress.profiling();
-        let mut ended = false;
+        let mut drained = Drained::Starved;
         scope.enter(&mut || loop {
             if abort.load(Ordering::Relaxed) {
                 return;
             }
             let pulled = if profiling {
-                pull_profiled(steps, input, reader, progress)
+                pull_profiled(steps, input, reader, progress, policy)
             } else {
-                pull(steps, input, reader, progress)
+                pull(steps, input, reader, progress, policy)
             };
             match pulled {
                 Pulled::Record(Record::Error(e)) => {
@@ -255,18 +297,49 @@ impl Execution {
                 }
                 Pulled::Record(r) => results.push(r),
                 Pulled::Eof => {
-                    ended = true;
+                    drained = Drained::Ended;
                     return;
                 }
                 Pulled::Starved => return,
+                Pulled::Waiting => {
+                    drained = Drained::Waiting;
+                    return;
+                }
             }
         });
-        ended
+        drained
     }
 }
 
 fn error(e: impl Into<String>) -> Pulled {
     Pulled::Record(Record::Error(e.into()))
+}
+
+/// The next record for a step that lets records wait (map, filter, foreach), or what the step
+/// returns instead: it stops pulling while [`pending::MAX_IN_FLIGHT`] records wait, and once its
+/// upstream ended it waits for the last of them before it ends.
+fn pull_for_waiting_step(
+    state: &mut StepState,
+    pull_upstream: impl FnOnce() -> Pulled,
+) -> Result<Record, Pulled> {
+    if state.upstream_done {
+        return Err(if state.in_flight.is_empty() {
+            Pulled::Eof
+        } else {
+            Pulled::Waiting
+        });
+    }
+    if state.in_flight.len() >= pending::MAX_IN_FLIGHT {
+        return Err(Pulled::Waiting);
+    }
+    match pull_upstream() {
+        Pulled::Record(r) if !r.is_error() => Ok(r),
+        Pulled::Eof if !state.in_flight.is_empty() => {
+            state.upstream_done = true;
+            Err(Pulled::Waiting)
+        }
+        other => Err(other),
+    }
 }
 
 /// [`pull`], timing every level.
@@ -275,9 +348,10 @@ fn pull_profiled(
     input: &mut Input,
     reader: &mut dyn Reader,
     progress: &Progress,
+    policy: &AsyncPolicy,
 ) -> Pulled {
     let started = Instant::now();
-    let pulled = pull_level(steps, input, reader, progress, pull_profiled);
+    let pulled = pull_level(steps, input, reader, progress, policy, pull_profiled);
     progress.add_time(steps.len(), started.elapsed().as_nanos() as u64);
     pulled
 }
@@ -288,21 +362,24 @@ fn pull(
     input: &mut Input,
     reader: &mut dyn Reader,
     progress: &Progress,
+    policy: &AsyncPolicy,
 ) -> Pulled {
-    pull_level(steps, input, reader, progress, pull)
+    pull_level(steps, input, reader, progress, policy, pull)
 }
 
-type PullFn = fn(&mut [RunningStep], &mut Input, &mut dyn Reader, &Progress) -> Pulled;
+type PullFn =
+    fn(&mut [RunningStep], &mut Input, &mut dyn Reader, &Progress, &AsyncPolicy) -> Pulled;
 
 fn pull_level(
     steps: &mut [RunningStep],
     input: &mut Input,
     reader: &mut dyn Reader,
     progress: &Progress,
+    policy: &AsyncPolicy,
     upstream_pull: PullFn,
 ) -> Pulled {
     let level = steps.len();
-    let pulled = pull_step(steps, input, reader, progress, upstream_pull);
+    let pulled = pull_step(steps, input, reader, progress, policy, upstream_pull);
     if matches!(pulled, Pulled::Record(_)) {
         progress.record_out(level);
     }
@@ -315,42 +392,84 @@ fn pull_step(
     input: &mut Input,
     reader: &mut dyn Reader,
     progress: &Progress,
+    policy: &AsyncPolicy,
     upstream_pull: PullFn,
 ) -> Pulled {
     let Some((step, upstream)) = steps.split_last_mut() else {
-        return input.next(reader);
+        return input.next(reader, policy);
     };
     let state = &mut step.state;
     match &step.op {
-        Operation::Map(f) => match upstream_pull(upstream, input, reader, progress) {
-            Pulled::Record(r) if !r.is_error() => match f.map(r) {
-                Ok(r) => Pulled::Record(r),
-                Err(e) => error(e.0),
-            },
-            other => other,
-        },
-        Operation::Filter(f) => loop {
-            match upstream_pull(upstream, input, reader, progress) {
-                Pulled::Record(mut r) if !r.is_error() => match f.keep(&mut r) {
-                    Ok(true) => return Pulled::Record(r),
-                    Ok(false) => continue,
-                    Err(e) => return error(e.0),
-                },
-                other => return other,
+        Operation::Map(f) => loop {
+            if let Some((outcome, _)) = pending::take_completed(&mut state.in_flight) {
+                return match outcome.and_then(|v| f.resolved(v).map_err(|e| e.0)) {
+                    Ok(r) => Pulled::Record(r),
+                    Err(e) => error(e),
+                };
+            }
+            let r = match pull_for_waiting_step(state, || {
+                upstream_pull(upstream, input, reader, progress, policy)
+            }) {
+                Ok(r) => r,
+                Err(pulled) => return pulled,
+            };
+            match pending::invoke(policy, true, || f.map(r)) {
+                (Err(e), _) => return error(e.0),
+                (Ok(_), Some(record)) => state.in_flight.push(InFlight { record, kept: None }),
+                (Ok(r), None) => return Pulled::Record(r),
             }
         },
-        Operation::ForEach(f) => match upstream_pull(upstream, input, reader, progress) {
-            Pulled::Record(mut r) if !r.is_error() => match f.each(&mut r) {
-                Ok(()) => Pulled::Record(r),
-                Err(e) => error(e.0),
-            },
-            other => other,
+        Operation::Filter(f) => loop {
+            if let Some((outcome, kept)) = pending::take_completed(&mut state.in_flight) {
+                match outcome.and_then(|v| f.keep_resolved(v).map_err(|e| e.0)) {
+                    Ok(true) => return Pulled::Record(kept.unwrap_or(Record::Null)),
+                    Ok(false) => continue,
+                    Err(e) => return error(e),
+                }
+            }
+            let mut r = match pull_for_waiting_step(state, || {
+                upstream_pull(upstream, input, reader, progress, policy)
+            }) {
+                Ok(r) => r,
+                Err(pulled) => return pulled,
+            };
+            match pending::invoke(policy, true, || f.keep(&mut r)) {
+                (Err(e), _) => return error(e.0),
+                (Ok(_), Some(record)) => state.in_flight.push(InFlight {
+                    record,
+                    kept: Some(r),
+                }),
+                (Ok(true), None) => return Pulled::Record(r),
+                (Ok(false), None) => continue,
+            }
+        },
+        Operation::ForEach(f) => loop {
+            if let Some((outcome, kept)) = pending::take_completed(&mut state.in_flight) {
+                return match outcome {
+                    Ok(_) => Pulled::Record(kept.unwrap_or(Record::Null)),
+                    Err(e) => error(e),
+                };
+            }
+            let mut r = match pull_for_waiting_step(state, || {
+                upstream_pull(upstream, input, reader, progress, policy)
+            }) {
+                Ok(r) => r,
+                Err(pulled) => return pulled,
+            };
+            match pending::invoke(policy, true, || f.each(&mut r)) {
+                (Err(e), _) => return error(e.0),
+                (Ok(()), Some(record)) => state.in_flight.push(InFlight {
+                    record,
+                    kept: Some(r),
+                }),
+                (Ok(()), None) => return Pulled::Record(r),
+            }
         },
         Operation::FlatMap => loop {
             if let Some(r) = state.pending.pop() {
                 return Pulled::Record(r);
             }
-            match upstream_pull(upstream, input, reader, progress) {
+            match upstream_pull(upstream, input, reader, progress, policy) {
                 Pulled::Record(Record::List(items)) => state.pending = items,
                 other => return other,
             }
@@ -360,13 +479,30 @@ fn pull_step(
                 return Pulled::Eof;
             }
             loop {
-                match upstream_pull(upstream, input, reader, progress) {
+                if let Some((record, _)) = &state.waiting {
+                    match pending::take_single(record) {
+                        None => return Pulled::Waiting,
+                        Some(outcome) => {
+                            state.waiting = None;
+                            match outcome {
+                                Ok(acc) => state.acc = Some(acc),
+                                Err(e) => return error(e),
+                            }
+                        }
+                    }
+                }
+                match upstream_pull(upstream, input, reader, progress, policy) {
                     Pulled::Record(r) if r.is_error() => return Pulled::Record(r),
-                    Pulled::Record(r) => match f.accumulate(state.acc.take(), r) {
-                        Ok(acc) => state.acc = Some(acc),
-                        Err(e) => return error(e.0),
-                    },
+                    Pulled::Record(r) => {
+                        let acc = state.acc.take();
+                        match pending::invoke(policy, true, || f.accumulate(acc, r)) {
+                            (Err(e), _) => return error(e.0),
+                            (Ok(_), Some(record)) => state.waiting = Some((record, String::new())),
+                            (Ok(acc), None) => state.acc = Some(acc),
+                        }
+                    }
                     Pulled::Starved => return Pulled::Starved,
+                    Pulled::Waiting => return Pulled::Waiting,
                     Pulled::Eof => {
                         state.exhausted = true;
                         return match state.acc.take() {
@@ -377,20 +513,24 @@ fn pull_step(
                 }
             }
         }
-        Operation::ExtractKey(f) => match upstream_pull(upstream, input, reader, progress) {
-            Pulled::Record(mut r) if !r.is_error() => match f.extract(&mut r) {
-                Ok(key) => Pulled::Record(Record::KeyValue {
-                    key,
-                    value: Some(Box::new(r)),
-                }),
-                Err(e) => error(e.0),
-            },
-            other => other,
-        },
-        Operation::Repartition | Operation::Collect => {
-            upstream_pull(upstream, input, reader, progress)
+        Operation::ExtractKey(f) => {
+            match upstream_pull(upstream, input, reader, progress, policy) {
+                Pulled::Record(mut r) if !r.is_error() => {
+                    match pending::invoke(policy, false, || f.extract(&mut r)).0 {
+                        Ok(key) => Pulled::Record(Record::KeyValue {
+                            key,
+                            value: Some(Box::new(r)),
+                        }),
+                        Err(e) => error(e.0),
+                    }
+                }
+                other => other,
+            }
         }
-        Operation::GetValue => match upstream_pull(upstream, input, reader, progress) {
+        Operation::Repartition | Operation::Collect => {
+            upstream_pull(upstream, input, reader, progress, policy)
+        }
+        Operation::GetValue => match upstream_pull(upstream, input, reader, progress, policy) {
             Pulled::Record(Record::KeyValue { value, .. }) => {
                 Pulled::Record(value.map_or(Record::Null, |v| *v))
             }
@@ -401,18 +541,33 @@ fn pull_step(
             if state.exhausted {
                 return state.pending.pop().map_or(Pulled::Eof, Pulled::Record);
             }
-            match upstream_pull(upstream, input, reader, progress) {
+            if let Some((record, key)) = &state.waiting {
+                match pending::take_single(record) {
+                    None => return Pulled::Waiting,
+                    Some(outcome) => {
+                        let key = key.clone();
+                        state.waiting = None;
+                        match outcome {
+                            Ok(acc) => *state.groups.slot(&key) = Some(acc),
+                            Err(e) => return error(e),
+                        }
+                    }
+                }
+            }
+            match upstream_pull(upstream, input, reader, progress, policy) {
                 Pulled::Record(Record::KeyValue { key, value }) => {
                     let record = value.map_or(Record::Null, |v| *v);
-                    let slot = state.groups.slot(&key);
-                    match f.accumulate(&key, slot.take(), record) {
-                        Ok(acc) => *slot = Some(acc),
-                        Err(e) => return error(e.0),
+                    let acc = state.groups.slot(&key).take();
+                    match pending::invoke(policy, true, || f.accumulate(&key, acc, record)) {
+                        (Err(e), _) => return error(e.0),
+                        (Ok(_), Some(record)) => state.waiting = Some((record, key)),
+                        (Ok(acc), None) => *state.groups.slot(&key) = Some(acc),
                     }
                 }
                 Pulled::Record(r) if r.is_error() => return Pulled::Record(r),
                 Pulled::Record(_) => return error(NOT_A_KEY_VALUE_RECORD),
                 Pulled::Starved => return Pulled::Starved,
+                Pulled::Waiting => return Pulled::Waiting,
                 Pulled::Eof => {
                     state.exhausted = true;
                     let groups = std::mem::take(&mut state.groups.entries);
@@ -434,7 +589,7 @@ fn pull_step(
             if state.exhausted {
                 return state.pending.pop().map_or(Pulled::Eof, Pulled::Record);
             }
-            match upstream_pull(upstream, input, reader, progress) {
+            match upstream_pull(upstream, input, reader, progress, policy) {
                 Pulled::Record(Record::KeyValue { key, value }) => {
                     let record = value.map_or(Record::Null, |v| *v);
                     match state.groups.slot(&key) {
@@ -445,6 +600,7 @@ fn pull_step(
                 Pulled::Record(r) if r.is_error() => return Pulled::Record(r),
                 Pulled::Record(_) => return error(NOT_A_KEY_VALUE_RECORD),
                 Pulled::Starved => return Pulled::Starved,
+                Pulled::Waiting => return Pulled::Waiting,
                 Pulled::Eof => {
                     state.exhausted = true;
                     // Kept in first-seen order and popped from the end: last-seen key first.
@@ -458,14 +614,14 @@ fn pull_step(
                 }
             }
         },
-        Operation::Reduce(f) => match upstream_pull(upstream, input, reader, progress) {
+        Operation::Reduce(f) => match upstream_pull(upstream, input, reader, progress, policy) {
             Pulled::Record(Record::KeyValue { key, value }) => {
                 let records = match value.map(|v| *v) {
                     Some(Record::List(list)) => list,
                     Some(other) => vec![other],
                     None => Vec::new(),
                 };
-                match f.reduce(&key, records) {
+                match pending::invoke(policy, false, || f.reduce(&key, records)).0 {
                     Ok(v) => Pulled::Record(Record::KeyValue {
                         key,
                         value: Some(Box::new(v)),
@@ -480,7 +636,7 @@ fn pull_step(
             if state.exhausted {
                 return Pulled::Eof;
             }
-            match upstream_pull(upstream, input, reader, progress) {
+            match upstream_pull(upstream, input, reader, progress, policy) {
                 Pulled::Record(r) if r.is_error() => return Pulled::Record(r),
                 Pulled::Record(r) => {
                     let position = state.seen;

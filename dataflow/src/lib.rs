@@ -15,6 +15,7 @@ pub mod execution;
 pub mod gears_dict;
 pub mod glob;
 pub mod keys;
+pub mod pending;
 pub mod plan;
 pub mod pool;
 pub mod prefetch;
@@ -28,6 +29,7 @@ pub use callbacks::{
     ReduceFn, StepError,
 };
 pub use execution::{Execution, Status};
+pub use pending::{AsyncRecord, Wakeup};
 pub use plan::{Operation, Plan, Step, StepType};
 pub use prefetch::Prefetch;
 pub use progress::Progress;
