@@ -112,6 +112,8 @@ fn fire(
                 Box::new(VecReader::new(vec![record], 1)),
                 None,
                 link,
+                // A write cannot wait for its notification's execution (runtime.md §6.4).
+                false,
             );
         }
         // Read when the execution runs, not now (readers.md §2.3 point 5).

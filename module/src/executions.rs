@@ -61,6 +61,8 @@ pub struct ExecutionEntry {
     /// True for executions a registration triggered.
     pub registered: bool,
     abort: Arc<AtomicBool>,
+    /// Resumes the execution while it waits for async records (so that an abort reaches it).
+    wakeup: Arc<dataflow::Wakeup>,
     /// The Python thread ident of the worker running this execution, 0 when none; only read or
     /// written with `state` locked.
     python_thread: AtomicU64,
@@ -81,10 +83,11 @@ impl ExecutionEntry {
     }
 
     /// Marks the execution running on the calling worker, whose Python thread ident is
-    /// `python_thread`; false if it was aborted before it started (it must not run).
+    /// `python_thread` (at its start, or when it resumes after waiting for async records); false
+    /// if it already ended (aborted before it started: it must not run).
     pub fn start_running(&self, python_thread: u64) -> bool {
         let mut state = self.lock();
-        if state.status != Status::Created {
+        if state.status.is_finished() {
             return false;
         }
         state.status = Status::Running;
@@ -112,6 +115,8 @@ impl ExecutionEntry {
     /// Asks the execution to stop at its next record.
     pub fn request_abort(&self) {
         self.abort.store(true, Ordering::SeqCst);
+        // One waiting for async records stops now rather than when they complete.
+        self.wakeup.wake();
     }
 
     /// Records the end of the execution and runs whoever waited for it. An execution ends
@@ -198,6 +203,7 @@ pub fn create(
         progress: execution.progress(),
         registered,
         abort: execution.abort_handle(),
+        wakeup: execution.wakeup(),
         python_thread: AtomicU64::new(0),
         state: Mutex::new(EntryState {
             status: Status::Created,

@@ -27,7 +27,9 @@ pub mod server_events;
 pub mod sessions;
 pub mod streams;
 pub mod threads;
+pub mod time_events;
 pub mod timers;
+use time_events::TIME_EVENT_TYPE;
 
 use redis_module::{redis_module, Context, RedisResult, RedisString, Status};
 
@@ -134,7 +136,7 @@ redis_module! {
     name: "rg",
     version: MODULE_VERSION,
     allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
-    data_types: [REQUIREMENTS_TYPE, REGISTRATIONS_TYPE],
+    data_types: [REQUIREMENTS_TYPE, REGISTRATIONS_TYPE, TIME_EVENT_TYPE],
     init: init,
     commands: [
         ["rg.pyexecute", rg_pyexecute, "readonly", 0, 0, 0, ""],

@@ -5,8 +5,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dataflow::{Execution, Plan, Reader, Status};
+use dataflow::{Execution, Plan, Reader, Record, Status};
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 use redis_module::Context;
 
 use crate::executions::{self, ExecutionEntry, Outcome};
@@ -14,7 +15,7 @@ use crate::hooks::HookCall;
 use crate::linked::CommandLink;
 use crate::python::callbacks::PyScope;
 use crate::python::context;
-use crate::python::convert::python_record_to_reply;
+use crate::python::convert::{python_record_to_reply, record_into_py};
 use crate::registrations::{Registration, Trigger};
 use crate::sessions::Session;
 use crate::{config, ids, threads};
@@ -40,81 +41,183 @@ fn prepare(
     (execution, entry)
 }
 
-/// Runs an execution to its end on the calling thread and records its outcome.
-fn run_to_end(
-    entry: &ExecutionEntry,
+/// Work that follows an execution on the thread that ended it, once it ended (or was aborted
+/// before it started), holding neither the GIL nor the Redis lock.
+pub type After = Box<dyn FnOnce(&Arc<ExecutionEntry>) + Send>;
+
+/// An execution with everything it needs to run a slice on any thread: it runs in slices when
+/// its steps wait for async records (coroutines, `gearsFuture()`), parked in between.
+struct Job {
+    entry: Arc<ExecutionEntry>,
     execution: Execution,
-    reader: &mut dyn Reader,
-    session: &Arc<Session>,
-) {
-    context::with_session(session, || run_to_end_with(entry, execution, reader, true))
+    reader: Box<dyn Reader>,
+    session: Arc<Session>,
+    hook: Option<Arc<HookCall>>,
+    link: Option<Arc<CommandLink>>,
+    after: Option<After>,
+    /// A `run()` from inside a step or coroutine: its `GearsFuture`, resolved with
+    /// `[results, errors]` (the records as Python objects); the execution is dropped once done.
+    future: Option<Py<PyAny>>,
 }
 
-/// [`run_to_end`]; `abortable` is false for inline runs on the main thread, where no abort can
-/// run concurrently and so none can have left an exception pending.
-fn run_to_end_with(
-    entry: &ExecutionEntry,
-    mut execution: Execution,
-    reader: &mut dyn Reader,
-    abortable: bool,
-) {
-    // SAFETY: reads the calling thread's ident; needs no GIL.
-    let python_thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() } as u64;
-    if !entry.start_running(python_thread) {
-        return; // aborted before it started
-    }
-    let ran = catch_unwind(AssertUnwindSafe(|| {
-        let status = execution.run(reader, &PyScope);
-        let (results, errors) = execution.take_output();
-        let results = Python::attach(|py| {
-            results
-                .into_iter()
-                .map(|r| python_record_to_reply(py, r))
-                .collect()
+impl Job {
+    /// Runs a slice on this worker with the job's session, hook and link current; once the
+    /// execution ended, what follows it runs here too, else it parks until woken.
+    fn drive(mut self: Box<Self>) {
+        context::register_gears_thread();
+        let (session, hook, link) = (self.session.clone(), self.hook.clone(), self.link.clone());
+        let ended = context::with_session(&session, || {
+            context::with_hook(hook, || context::with_link(link, || self.slice(true)))
         });
-        (
-            status,
-            Outcome { results, errors },
-            execution.total_duration(),
-        )
-    }));
-    entry.stop_running();
-    if abortable {
-        // An abort may have raised gears.forcestopped in this thread after its last Python code
-        // ran: clear it so that the next execution on this thread does not get it.
-        Python::attach(|_| {
-            // SAFETY: clearing this thread's pending asynchronous exception, GIL held.
-            unsafe {
-                pyo3::ffi::PyThreadState_SetAsyncExc(python_thread as _, std::ptr::null_mut())
-            };
-        });
+        if ended {
+            self.ended();
+        } else {
+            self.park();
+        }
     }
-    match ran {
-        Ok((status, outcome, duration)) => entry.finish(status, outcome, duration),
-        Err(_) => entry.finish(
-            Status::Done,
-            Outcome {
-                results: Vec::new(),
-                errors: vec!["internal error: the execution failed unexpectedly".into()],
-            },
-            Duration::ZERO,
-        ),
+
+    /// Runs the execution until it ends or waits; true when it ended (its outcome recorded).
+    /// `abortable` is false for inline runs on the main thread, where no abort can run
+    /// concurrently and so none can have left an exception pending.
+    fn slice(&mut self, abortable: bool) -> bool {
+        // SAFETY: reads the calling thread's ident; needs no GIL.
+        let python_thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() } as u64;
+        if !self.entry.start_running(python_thread) {
+            return true; // aborted before it started
+        }
+        let (execution, reader, future) = (&mut self.execution, &mut self.reader, &self.future);
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            let status = execution.run(reader.as_mut(), &PyScope);
+            if !status.is_finished() {
+                return None;
+            }
+            let (results, errors) = execution.take_output();
+            let results = Python::attach(|py| match future {
+                Some(future) => {
+                    resolve_run_future(py, future, results, &errors);
+                    Vec::new()
+                }
+                None => results
+                    .into_iter()
+                    .map(|r| python_record_to_reply(py, r))
+                    .collect(),
+            });
+            Some((
+                status,
+                Outcome { results, errors },
+                execution.total_duration(),
+            ))
+        }));
+        self.entry.stop_running();
+        if abortable {
+            // An abort may have raised gears.forcestopped in this thread after its last Python
+            // code ran: clear it so that the next execution on this thread does not get it.
+            Python::attach(|_| {
+                // SAFETY: clearing this thread's pending asynchronous exception, GIL held.
+                unsafe {
+                    pyo3::ffi::PyThreadState_SetAsyncExc(python_thread as _, std::ptr::null_mut())
+                };
+            });
+        }
+        match ran {
+            Ok(None) => false,
+            Ok(Some((status, outcome, duration))) => {
+                self.entry.finish(status, outcome, duration);
+                true
+            }
+            Err(_) => {
+                self.entry.finish(
+                    Status::Done,
+                    Outcome {
+                        results: Vec::new(),
+                        errors: vec!["internal error: the execution failed unexpectedly".into()],
+                    },
+                    Duration::ZERO,
+                );
+                true
+            }
+        }
+    }
+
+    /// Waits, holding no thread, until a record it waits for completes (or an abort): it then
+    /// goes on in the background, on the execution threads.
+    fn park(self: Box<Self>) {
+        let wakeup = self.execution.wakeup();
+        wakeup.park(Box::new(move || {
+            let entry = self.entry.clone();
+            if !threads::run_execution(move || self.drive()) {
+                entry.finish(
+                    Status::Aborted,
+                    Outcome {
+                        results: Vec::new(),
+                        errors: vec!["the execution threads are gone".into()],
+                    },
+                    Duration::ZERO,
+                );
+            }
+        }));
+    }
+
+    /// The execution ended: the client linked to it hears back once the last one ended, and
+    /// what follows it runs.
+    fn ended(self: Box<Self>) {
+        if self.future.is_some() {
+            executions::remove(&self.entry.id);
+        }
+        if let Some(link) = self.link {
+            link.finished();
+        }
+        if let Some(after) = self.after {
+            after(&self.entry);
+        }
     }
 }
 
-/// A `run()`: listed, then queued on the execution threads.
+/// Sets a nested `run()`'s future to `[results, errors]` on the event loop.
+fn resolve_run_future(py: Python<'_>, future: &Py<PyAny>, results: Vec<Record>, errors: &[String]) {
+    let set = || -> PyResult<()> {
+        let objects = PyList::empty(py);
+        for record in results {
+            objects.append(record_into_py(py, record)?)?;
+        }
+        let value = PyList::new(
+            py,
+            [objects.into_any(), PyList::new(py, errors)?.into_any()],
+        )?;
+        crate::python::prelude_function(py, "_setRunResult")?.call1((future, value))?;
+        Ok(())
+    };
+    if let Err(e) = set() {
+        crate::redis_calls::log(
+            "warning",
+            &format!(
+                "Error happened when releasing execution future, error='{}'",
+                crate::python::errors::format_error(py, &e)
+            ),
+        );
+    }
+}
+
+/// A `run()`: listed, then queued on the execution threads. With `future` (a run from inside a
+/// step or coroutine), the results go to it and the execution is dropped once done.
 pub fn start(
     plan: Plan,
-    mut reader: Box<dyn Reader>,
+    reader: Box<dyn Reader>,
     session: Arc<Session>,
+    future: Option<Py<PyAny>>,
 ) -> Result<Arc<ExecutionEntry>, String> {
     let (execution, entry) = prepare(&plan, executions::step_infos(&plan), false);
-    let job_entry = entry.clone();
-    let queued = threads::run_execution(move || {
-        context::register_gears_thread();
-        run_to_end(&job_entry, execution, reader.as_mut(), &session);
+    let job = Box::new(Job {
+        entry: entry.clone(),
+        execution,
+        reader,
+        session,
+        hook: None,
+        link: None,
+        after: None,
+        future,
     });
-    if !queued {
+    if !threads::run_execution(move || job.drive()) {
         executions::remove(&entry.id);
         return Err("failed creating execution".into());
     }
@@ -134,10 +237,6 @@ fn settle(registration: &Arc<Registration>, entry: &Arc<ExecutionEntry>) {
     });
 }
 
-/// Work that follows an execution on the thread that ran it, once it ended (or was aborted
-/// before it started), holding neither the GIL nor the Redis lock.
-pub type After = Box<dyn FnOnce(&Arc<ExecutionEntry>) + Send>;
-
 /// A registration's non-sync execution, queued behind the registration's earlier ones (or, for
 /// a trigger without `inorder`, run in parallel with them). None if it could not be queued.
 pub fn start_for(
@@ -149,7 +248,7 @@ pub fn start_for(
     queue_for(registration, reader, hook, link, None)
 }
 
-/// [`start_for`], then `after` on the same thread.
+/// [`start_for`], then `after` on the thread that ended it.
 pub fn start_for_then(
     registration: &Arc<Registration>,
     reader: Box<dyn Reader>,
@@ -158,45 +257,50 @@ pub fn start_for_then(
     queue_for(registration, reader, None, None, Some(after))
 }
 
-fn queue_for(
+/// The job of a registration's execution, listed and counted as started.
+fn registration_job(
     registration: &Arc<Registration>,
-    mut reader: Box<dyn Reader>,
+    reader: Box<dyn Reader>,
     hook: Option<Arc<HookCall>>,
     link: Option<Arc<CommandLink>>,
     after: Option<After>,
-) -> Option<Arc<ExecutionEntry>> {
+) -> Box<Job> {
     if let Some(link) = &link {
         link.attach();
     }
     let (execution, entry) = prepare(&registration.plan, registration.steps.clone(), true);
     registration.started(&entry);
     settle(registration, &entry);
-    let job_entry = entry.clone();
-    let session = registration.session.clone();
-    let job_link = link.clone();
-    let job = move || {
-        context::register_gears_thread();
-        context::with_hook(hook, || {
-            context::with_link(job_link.clone(), || {
-                run_to_end(&job_entry, execution, reader.as_mut(), &session)
-            })
-        });
-        // The client linked to this execution hears back once the last one ended.
-        if let Some(link) = job_link {
-            link.finished();
-        }
-        if let Some(after) = after {
-            after(&job_entry);
-        }
-    };
+    Box::new(Job {
+        entry,
+        execution,
+        reader,
+        session: registration.session.clone(),
+        hook,
+        link,
+        after,
+        future: None,
+    })
+}
+
+fn queue_for(
+    registration: &Arc<Registration>,
+    reader: Box<dyn Reader>,
+    hook: Option<Arc<HookCall>>,
+    link: Option<Arc<CommandLink>>,
+    after: Option<After>,
+) -> Option<Arc<ExecutionEntry>> {
+    let job = registration_job(registration, reader, hook, link.clone(), after);
+    let entry = job.entry.clone();
     let in_order = match &registration.trigger {
         Trigger::Command(command) => command.inorder,
         Trigger::Keys(_) | Trigger::Stream(_) => true,
     };
+    // An execution that waits for async records leaves its queue: the next one starts meanwhile.
     let queued = if in_order {
-        threads::run_on(&registration.queue, job)
+        threads::run_on(&registration.queue, move || job.drive())
     } else {
-        threads::run_execution(job)
+        threads::run_execution(move || job.drive())
     };
     if !queued {
         executions::remove(&entry.id);
@@ -209,34 +313,35 @@ fn queue_for(
     Some(entry)
 }
 
-/// A `sync` registration's execution, run to its end right here, inside the command that fired
-/// it, with the Redis lock this thread already holds (`ctx`).
+/// A `sync` registration's execution, run right here, inside the command that fired it, with
+/// the Redis lock this thread already holds (`ctx`). If a step waits for an async record (only
+/// where `async_allowed`) the rest runs in the background like an `async_local` execution; the
+/// returned entry then has no outcome yet.
 pub fn run_inline(
     registration: &Arc<Registration>,
     ctx: &Context,
-    mut reader: Box<dyn Reader>,
+    reader: Box<dyn Reader>,
     hook: Option<Arc<HookCall>>,
     link: Option<Arc<CommandLink>>,
+    async_allowed: bool,
 ) -> Arc<ExecutionEntry> {
-    if let Some(link) = &link {
-        link.attach();
-    }
-    let (execution, entry) = prepare(&registration.plan, registration.steps.clone(), true);
-    registration.started(&entry);
-    settle(registration, &entry);
+    let mut job = registration_job(registration, reader, hook, link, None);
+    job.execution.set_async_allowed(async_allowed);
+    let entry = job.entry.clone();
+    let (session, hook, link) = (job.session.clone(), job.hook.clone(), job.link.clone());
     // This thread holds the Redis lock, so taking the GIL once for the whole run is in order,
     // and saves taking it again for each part of the run.
-    context::with_locked_context(ctx, || {
-        context::with_session(&registration.session, || {
+    let ended = context::with_locked_context(ctx, || {
+        context::with_session(&session, || {
             context::with_hook(hook, || {
-                context::with_link(link.clone(), || {
-                    Python::attach(|_| run_to_end_with(&entry, execution, reader.as_mut(), false))
-                })
+                context::with_link(link, || Python::attach(|_| job.slice(false)))
             })
         })
     });
-    if let Some(link) = link {
-        link.finished();
+    if ended {
+        job.ended();
+    } else {
+        job.park();
     }
     entry
 }

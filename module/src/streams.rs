@@ -186,7 +186,7 @@ fn run_inline(registration: &Arc<Registration>, key: &[u8], redeliver: bool, ctx
     loop {
         registration.triggered();
         let (reader, read) = reader(registration, key, redeliver);
-        let entry = runner::run_inline(registration, ctx, Box::new(reader), None, None);
+        let entry = runner::run_inline(registration, ctx, Box::new(reader), None, None, false);
         match settle(registration, ctx, key, &taken(&read), &entry) {
             Next::Run { redeliver: again } => redeliver = again,
             other => return follow(registration, key, other, Some(ctx)),

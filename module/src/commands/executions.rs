@@ -236,11 +236,16 @@ fn abort(entry: &ExecutionEntry) {
         );
         return;
     }
-    entry.with_python_thread(|thread| {
+    let running_python = entry.with_python_thread(|thread| {
         if thread != 0 {
             crate::python::errors::interrupt_thread(thread);
         }
+        thread != 0
     });
+    if !running_python {
+        // Waiting for async records (or between records): stop it now.
+        entry.request_abort();
+    }
     let started = std::time::Instant::now();
     while !entry.status().is_finished() {
         if started.elapsed() > FORCE_STOP_GRACE {

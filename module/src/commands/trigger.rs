@@ -59,17 +59,21 @@ fn run_and_reply(
     }
     let reader = Box::new(VecReader::new(vec![record], 1));
     registration.triggered();
-    if registration.mode == Mode::Sync {
-        let entry = runner::run_inline(registration, ctx, reader, Some(hook), None);
-        let reply = entry.outcome().map_or_else(
-            || Reply::error("ERR Could not trigger execution, it did not finish"),
-            |o| reply_of(&o),
-        );
-        executions::remove(&entry.id);
-        return reply.into();
-    }
-    let Some(entry) = runner::start_for(registration, reader, Some(hook), None) else {
-        return Reply::error("ERR Could not trigger execution, failed creating execution").into();
+    let entry = if registration.mode == Mode::Sync {
+        let entry = runner::run_inline(registration, ctx, reader, Some(hook), None, !cannot_block);
+        if let Some(outcome) = entry.outcome() {
+            executions::remove(&entry.id);
+            return reply_of(&outcome).into();
+        }
+        // A step waits for an async record: the rest runs in the background, the client
+        // blocked meanwhile (runtime.md §6.4).
+        entry
+    } else {
+        let Some(entry) = runner::start_for(registration, reader, Some(hook), None) else {
+            return Reply::error("ERR Could not trigger execution, failed creating execution")
+                .into();
+        };
+        entry
     };
     let client = BlockedClient::block(ctx, 0);
     let id = entry.id.clone();

@@ -11,6 +11,7 @@ use pyo3::types::{PyList, PyString};
 
 use super::convert::{object_record, record_as_py, record_into_py};
 use super::errors::format_error;
+use super::futures::{answer, refuse_coroutine};
 
 /// Holds the GIL while the engine pulls one chunk of records through the steps.
 pub struct PyScope;
@@ -84,8 +85,18 @@ impl MapFn for PyMapper {
     fn map(&self, record: Record) -> StepResult<Record> {
         Python::attach(|py| {
             let arg = record_into_py(py, record).map_err(|e| step_error(py, e))?;
-            self.0.call(py, (arg,)).map(object_record)
+            let out = answer(py, self.0.call(py, (arg,))?)?;
+            Ok(out.map_or(Record::Null, object_record))
         })
+    }
+}
+
+/// A returned `list` becomes a list record that the flatmap step expands; anything else stays
+/// one record.
+fn flat_record(value: Bound<'_, PyAny>) -> Record {
+    match value.cast::<PyList>() {
+        Ok(list) => Record::List(list.iter().map(object_record).collect()),
+        Err(_) => object_record(value),
     }
 }
 
@@ -97,11 +108,15 @@ impl MapFn for PyFlatMapper {
     fn map(&self, record: Record) -> StepResult<Record> {
         Python::attach(|py| {
             let arg = record_into_py(py, record).map_err(|e| step_error(py, e))?;
-            let out = self.0.call(py, (arg,))?;
-            Ok(match out.cast::<PyList>() {
-                Ok(list) => Record::List(list.iter().map(object_record).collect()),
-                Err(_) => object_record(out),
-            })
+            let out = answer(py, self.0.call(py, (arg,))?)?;
+            Ok(out.map_or(Record::Null, flat_record))
+        })
+    }
+
+    fn resolved(&self, value: Record) -> StepResult<Record> {
+        Python::attach(|py| {
+            let value = record_into_py(py, value).map_err(|e| step_error(py, e))?;
+            Ok(flat_record(value))
         })
     }
 }
@@ -113,10 +128,17 @@ impl FilterFn for PyFilter {
     fn keep(&self, record: &mut Record) -> StepResult<bool> {
         Python::attach(|py| {
             let arg = record_as_py(py, record).map_err(|e| step_error(py, e))?;
-            self.0
-                .call(py, (arg,))?
-                .is_truthy()
-                .map_err(|e| step_error(py, e))
+            match answer(py, self.0.call(py, (arg,))?)? {
+                Some(out) => out.is_truthy().map_err(|e| step_error(py, e)),
+                None => Ok(false),
+            }
+        })
+    }
+
+    fn keep_resolved(&self, value: Record) -> StepResult<bool> {
+        Python::attach(|py| {
+            let value = record_into_py(py, value).map_err(|e| step_error(py, e))?;
+            value.is_truthy().map_err(|e| step_error(py, e))
         })
     }
 }
@@ -128,7 +150,7 @@ impl ForEachFn for PyForEach {
     fn each(&self, record: &mut Record) -> StepResult<()> {
         Python::attach(|py| {
             let arg = record_as_py(py, record).map_err(|e| step_error(py, e))?;
-            self.0.call(py, (arg,)).map(|_| ())
+            answer(py, self.0.call(py, (arg,))?).map(|_| ())
         })
     }
 }
@@ -141,7 +163,8 @@ impl AccumulateFn for PyAccumulate {
         Python::attach(|py| {
             let acc = optional(py, acc)?;
             let arg = record_into_py(py, record).map_err(|e| step_error(py, e))?;
-            self.0.call(py, (acc, arg)).map(object_record)
+            let out = answer(py, self.0.call(py, (acc, arg))?)?;
+            Ok(out.map_or(Record::Null, object_record))
         })
     }
 }
@@ -154,6 +177,7 @@ impl ExtractFn for PyExtractor {
         Python::attach(|py| {
             let arg = record_as_py(py, record).map_err(|e| step_error(py, e))?;
             let key = self.0.call(py, (arg,))?;
+            refuse_coroutine(py, &key, "extractor")?;
             let text = match key.cast::<PyString>() {
                 Ok(s) => s.to_str().map(str::to_string),
                 Err(_) => key.repr().map(|r| r.to_string()),
@@ -171,7 +195,8 @@ impl AccumulateByKeyFn for PyAccumulateByKey {
         Python::attach(|py| {
             let acc = optional(py, acc)?;
             let arg = record_into_py(py, record).map_err(|e| step_error(py, e))?;
-            self.0.call(py, (key, acc, arg)).map(object_record)
+            let out = answer(py, self.0.call(py, (key, acc, arg))?)?;
+            Ok(out.map_or(Record::Null, object_record))
         })
     }
 }
@@ -188,7 +213,9 @@ impl ReduceFn for PyReducer {
                 list.append(obj).map_err(|e| step_error(py, e))?;
             }
             // A non-callable reducer fails outside any Python frame, so without traceback.
-            self.0.call(py, (key, list)).map(object_record)
+            let out = self.0.call(py, (key, list))?;
+            refuse_coroutine(py, &out, "reduce")?;
+            Ok(object_record(out))
         })
     }
 }

@@ -178,6 +178,11 @@ pub fn with_link<R>(link: Option<Arc<crate::linked::CommandLink>>, f: impl FnOnc
     result
 }
 
+/// Sets this thread's linked client command (a coroutine's, around each of its steps).
+pub fn set_link(link: Option<Arc<crate::linked::CommandLink>>) {
+    LINK.with(|l| *l.borrow_mut() = link);
+}
+
 pub fn current_link() -> Option<Arc<crate::linked::CommandLink>> {
     LINK.with(|l| l.borrow().clone())
 }
@@ -188,6 +193,11 @@ pub fn with_hook<R>(hook: Option<Arc<crate::hooks::HookCall>>, f: impl FnOnce() 
     let result = f();
     HOOK.with(|h| *h.borrow_mut() = previous);
     result
+}
+
+/// Sets this thread's running hook (a coroutine's, around each of its steps).
+pub fn set_hook(hook: Option<Arc<crate::hooks::HookCall>>) {
+    HOOK.with(|h| *h.borrow_mut() = hook);
 }
 
 pub fn current_hook() -> Option<Arc<crate::hooks::HookCall>> {
@@ -232,6 +242,11 @@ pub fn as_script<R>(
     let state = SCRIPT.with(|s| s.borrow_mut().take()).unwrap_or_default();
     LOCKED_CONTEXT.with(|c| c.set(previous));
     (result, state)
+}
+
+/// True while an RG.PYEXECUTE script body runs on this thread.
+pub fn in_script() -> bool {
+    SCRIPT.with(|s| s.borrow().is_some())
 }
 
 /// True when the running script already started its one execution.

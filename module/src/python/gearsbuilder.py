@@ -255,3 +255,13 @@ def profileGetInfo(p, order):
     ps.print_callers()
     ps.print_callees()
     return s.getvalue()
+
+
+
+# Async/await (runtime.md §6). The loop and helpers live in the importable module
+# redisgears_async, so that registrations using them pickle them by reference.
+from redisgears import gearsFutureCtx as gearsFuture
+from redisgears import isAsyncAllow
+from redisgears import registerTimeEvent as registerTE
+from redisgears_async import GearsFuture, loop, createFuture, setFutureResults
+from redisgears_async import setFutureException, runCoroutine, _scheduleStep, _setRunResult

@@ -6,10 +6,11 @@ pub mod callbacks;
 pub mod context;
 pub mod convert;
 pub mod errors;
+pub mod futures;
 pub mod native;
 pub mod stream_args;
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
@@ -21,6 +22,8 @@ use crate::threads;
 use errors::format_error;
 
 const PRELUDE: &str = include_str!("gearsbuilder.py");
+/// The event loop and async helpers, the module `redisgears_async` the prelude imports.
+const ASYNC_MODULE: &CStr = pyo3::ffi::c_str!(include_str!("gears_async.py"));
 
 /// The namespace the prelude ran in; sessions start from a shallow copy of it.
 static BASE_NAMESPACE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
@@ -74,6 +77,12 @@ pub fn start(execution_threads: usize, override_allocators: bool) -> Result<(), 
             info.getattr("micro")?.extract()?,
         );
         crate::reqs::set_interpreter(version);
+        PyModule::from_code(
+            py,
+            ASYNC_MODULE,
+            c"redisgears_async.py",
+            c"redisgears_async",
+        )?;
         let main = py.import("__main__")?;
         let namespace = main.dict();
         let code = CString::new(PRELUDE).expect("the prelude has no NUL byte");

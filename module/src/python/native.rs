@@ -708,10 +708,22 @@ impl PyFlatExecution {
             }
         }
         let session = context::current_session().unwrap_or_else(|| Session::new(None, None));
-        let entry = crate::runner::start(self.plan.clone(), reader, session)
+        // At a script's top level the script's client gets the results; anywhere else (a step,
+        // a coroutine) the caller gets a future to await (gearsbuilder.md §5.1).
+        let future = if context::in_script() {
+            None
+        } else {
+            Some(
+                super::prelude_function(py, "createFuture")?
+                    .call0()?
+                    .unbind(),
+            )
+        };
+        let returned = future.as_ref().map(|f| f.clone_ref(py));
+        let entry = crate::runner::start(self.plan.clone(), reader, session, future)
             .map_err(|e| gears_error(&e))?;
         context::script_started(&entry);
-        Ok(py.None())
+        Ok(returned.unwrap_or_else(|| py.None()))
     }
 
     #[pyo3(signature = (**kwargs))]
@@ -1074,6 +1086,14 @@ fn get_gears_session() -> Option<PyExecutionSession> {
     context::current_session().map(|session| PyExecutionSession { session })
 }
 
+/// The session behind a `getGearsSession()` object.
+pub(super) fn session_of(object: &Bound<'_, PyAny>) -> PyResult<Arc<Session>> {
+    let session = object
+        .cast::<PyExecutionSession>()
+        .map_err(|_| gears_error("Given object is not of type GearsSession"))?;
+    Ok(session.borrow().session.clone())
+}
+
 #[pyfunction]
 #[pyo3(name = "setGearsSession", signature = (*args))]
 fn set_gears_session(args: &Bound<'_, PyTuple>) -> PyResult<()> {
@@ -1201,5 +1221,14 @@ pub fn redisgears(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(call_next, m)?)?;
     m.add_function(wrap_pyfunction!(get_command, m)?)?;
     m.add_function(wrap_pyfunction!(override_reply, m)?)?;
+    m.add_class::<super::futures::PyFuture>()?;
+    m.add_class::<super::futures::PyStepContext>()?;
+    m.add_function(wrap_pyfunction!(super::futures::gears_future, m)?)?;
+    m.add_function(wrap_pyfunction!(super::futures::is_async_allow, m)?)?;
+    m.add_function(wrap_pyfunction!(super::futures::capture_context, m)?)?;
+    m.add_function(wrap_pyfunction!(
+        crate::time_events::register_time_event,
+        m
+    )?)?;
     Ok(())
 }
