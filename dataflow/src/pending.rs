@@ -95,6 +95,9 @@ pub enum CompleteError {
 enum SlotState {
     /// The callback that created it is still running.
     Open,
+    /// Completed by another thread while the callback was still running (a coroutine it
+    /// scheduled finished first): the answer counts once the callback returned the record.
+    CompletedEarly(Result<Record, String>),
     /// The callback returned it: the step waits for it.
     Awaited,
     /// The callback returned something else; the step went on without it.
@@ -120,7 +123,12 @@ impl AsyncRecord {
             let mut state = lock(&self.0.state);
             match *state {
                 SlotState::Awaited => *state = SlotState::Done(outcome),
-                SlotState::Open => return Err(CompleteError::NotReturnedYet),
+                // From inside the callback itself: it must return the future first.
+                SlotState::Open if created_here(self) => return Err(CompleteError::NotReturnedYet),
+                SlotState::Open => {
+                    *state = SlotState::CompletedEarly(outcome);
+                    return Ok(());
+                }
                 _ => return Err(CompleteError::Twice),
             }
         }
@@ -192,7 +200,7 @@ pub fn invoke<R>(
     let awaited = created.filter(|record| {
         let mut state = lock(&record.0.state);
         match *state {
-            SlotState::Open => {
+            SlotState::Open | SlotState::CompletedEarly(_) => {
                 *state = SlotState::Discarded;
                 false
             }
@@ -239,19 +247,26 @@ pub fn create() -> Result<AsyncRecord, &'static str> {
 /// The running callback hands `record` back as its answer: the step waits for it. True if it is
 /// the record this invocation created (anything else is not something the step can wait for).
 pub fn wait_for(record: &AsyncRecord) -> bool {
-    let ours = STEP.with(|s| {
+    let ours = created_here(record);
+    if ours {
+        let mut state = lock(&record.0.state);
+        *state = match std::mem::replace(&mut *state, SlotState::Taken) {
+            SlotState::Open => SlotState::Awaited,
+            SlotState::CompletedEarly(outcome) => SlotState::Done(outcome),
+            other => other,
+        };
+    }
+    ours
+}
+
+/// True when `record` is the one the step callback running on this thread created.
+fn created_here(record: &AsyncRecord) -> bool {
+    STEP.with(|s| {
         s.borrow()
             .as_ref()
             .and_then(|c| c.created.as_ref())
             .is_some_and(|created| created.same_as(record))
-    });
-    if ours {
-        let mut state = lock(&record.0.state);
-        if matches!(*state, SlotState::Open) {
-            *state = SlotState::Awaited;
-        }
-    }
-    ours
+    })
 }
 
 /// A record a step waits for, with what the step keeps meanwhile (a filter or foreach emits the
@@ -347,6 +362,23 @@ mod tests {
             r
         });
         assert_eq!(record.complete(Ok(Record::Null)), Err(CompleteError::Twice));
+    }
+
+    #[test]
+    fn another_thread_may_complete_a_record_before_its_callback_returned_it() {
+        let p = policy(true);
+        let (record, waited) = invoke(&p, true, || {
+            let r = create().unwrap();
+            let other = r.clone();
+            std::thread::spawn(move || other.complete(Ok(Record::Long(7))))
+                .join()
+                .unwrap()
+                .unwrap();
+            assert!(wait_for(&r));
+            r
+        });
+        assert!(waited.is_some());
+        assert_eq!(take_single(&record), Some(Ok(Record::Long(7))));
     }
 
     #[test]

@@ -38,8 +38,15 @@ pub fn inner_hook(ctx: &Context, args: Vec<RedisString>) -> Answer {
         return Answer::NoReply;
     }
     let command = args[1].as_slice().to_vec();
-    let name = String::from_utf8_lossy(&command).to_ascii_lowercase();
     let rest: Vec<Vec<u8>> = args[2..].iter().map(|a| a.as_slice().to_vec()).collect();
+    run_linked(ctx, command, rest)
+}
+
+/// Runs `command` with `rest` as its arguments, linking the client to the executions of the
+/// `commands=` registrations it fires. Also where a hooked command goes when no hook is left
+/// for it (a command can have both).
+pub fn run_linked(ctx: &Context, command: Vec<u8>, rest: Vec<Vec<u8>>) -> Answer {
+    let name = String::from_utf8_lossy(&command).to_ascii_lowercase();
     let flags = ctx.get_flags();
     let relay_now = |ctx: &Context| {
         if hooks::bypassing(|| redis_calls::relay(ctx, &command, &rest)) {

@@ -103,12 +103,8 @@ fn hooked(ctx: &Context, argv: &[RedisString]) -> Answer {
         hooks::matching(&name, &args, skip)
     };
     let Some((position, registration)) = next else {
-        let relayed = hooks::bypassing(|| crate::redis_calls::relay(ctx, &command, &args));
-        return if relayed {
-            Answer::NoReply
-        } else {
-            Reply::error("Failed executing command").into()
-        };
+        // The real command, linked to the `commands=` registrations it fires, if any.
+        return super::innerhook::run_linked(ctx, command, args);
     };
     let record = Record::List(argv.iter().map(argument).collect());
     let hook = Arc::new(HookCall {
