@@ -287,6 +287,10 @@ async def hooked(r):
     await asyncio.sleep(0.01)
     return call_next(r[1], 'hooked-' + r[2])
 GB('CommandReader').map(hooked).register(hook='set', keyprefix='h:', mode='sync')
+async def answer(r):
+    await asyncio.sleep(0.01)
+    override_reply('overridden')
+GB().foreach(answer).register(prefix='ov:*', commands=['set'], mode='async_local')
 ";
     assert_eq!(pyexecute(&mut con, script, &[]), Reply::ok());
     assert_eq!(
@@ -309,6 +313,9 @@ GB('CommandReader').map(hooked).register(hook='set', keyprefix='h:', mode='sync'
     // A hook goes on after await, call_next included.
     assert_eq!(cmd(&mut con, &["SET", "h:1", "v"]), Reply::bulk("OK"));
     assert_eq!(cmd(&mut con, &["GET", "h:1"]), Reply::bulk("hooked-v"));
+    // A commands= registration overrides the reply after await (SET has a hook too, which does
+    // not take this key).
+    assert_eq!(cmd(&mut con, &["SET", "ov:1", "v"]), Reply::bulk("overridden"));
 }
 
 #[test]
