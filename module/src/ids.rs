@@ -2,9 +2,26 @@
 //! starting at 0 when the process starts.
 
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::RwLock;
 
 /// The shard id outside a cluster.
 pub const STANDALONE_SHARD_ID: &str = "0000000000000000000000000000000000000000";
+
+/// This shard's id in new ids: its cluster node id in cluster mode. Leaked on change (a
+/// topology change is rare), so reading it is one uncontended read lock.
+static SHARD_ID: RwLock<&'static str> = RwLock::new(STANDALONE_SHARD_ID);
+
+/// The id new executions and registrations carry from now on.
+pub fn set_shard_id(id: &str) {
+    let mut current = SHARD_ID.write().unwrap_or_else(|e| e.into_inner());
+    if *current != id {
+        *current = Box::leak(id.to_string().into_boxed_str());
+    }
+}
+
+pub fn shard_id() -> &'static str {
+    *SHARD_ID.read().unwrap_or_else(|e| e.into_inner())
+}
 
 static NEXT_EXECUTION: AtomicI64 = AtomicI64::new(0);
 static NEXT_PLAN: AtomicI64 = AtomicI64::new(0);
@@ -13,8 +30,9 @@ static NEXT_PLAN: AtomicI64 = AtomicI64::new(0);
 /// execution takes one, so it is on the hot path of sync registrations.
 fn id_with(counter: i64) -> String {
     let n = counter.to_string();
-    let mut id = String::with_capacity(STANDALONE_SHARD_ID.len() + 1 + n.len());
-    id.push_str(STANDALONE_SHARD_ID);
+    let shard = shard_id();
+    let mut id = String::with_capacity(shard.len() + 1 + n.len());
+    id.push_str(shard);
     id.push('-');
     id.push_str(&n);
     id

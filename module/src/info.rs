@@ -49,6 +49,13 @@ extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, for_crash_report: c_int) {
                 raw::RedisModule_InfoEndDictField.unwrap()(ctx);
             }
         }
+        // Ours: what this shard received from the others (RG.NETWORKTEST messages).
+        raw::RedisModule_InfoAddSection.unwrap()(ctx, c("cluster").as_ptr());
+        raw::RedisModule_InfoAddFieldLongLong.unwrap()(
+            ctx,
+            c("network_test_received").as_ptr(),
+            crate::shards::NETWORK_TEST_RECEIVED.load(std::sync::atomic::Ordering::SeqCst) as i64,
+        );
         raw::RedisModule_InfoAddSection.unwrap()(ctx, c("plugins").as_ptr());
         raw::RedisModule_InfoBeginDictField.unwrap()(ctx, c("GearsPythonPlugin").as_ptr());
         raw::RedisModule_InfoAddFieldLongLong.unwrap()(ctx, c("version").as_ptr(), 10000);

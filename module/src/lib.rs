@@ -25,6 +25,7 @@ pub mod reqs;
 pub mod runner;
 pub mod server_events;
 pub mod sessions;
+pub mod shards;
 pub mod streams;
 pub mod threads;
 pub mod time_events;
@@ -101,6 +102,12 @@ command!(rg_dumpplugins, execution_commands::dump_plugins);
 command!(rg_configget, config_commands::config_get);
 command!(rg_configset, config_commands::config_set);
 command!(rg_infocluster, cluster::info_cluster);
+command!(rg_refreshcluster, cluster::refresh_cluster);
+command!(rg_clusterset, cluster::cluster_set);
+command!(rg_clustersetfromshard, cluster::cluster_set_from_shard);
+command!(rg_hello, cluster::hello);
+command!(rg_innermsgcommand, cluster::inner_msg_command);
+command!(rg_networktest, cluster::network_test);
 command!(rg_pystats, python_commands::py_stats);
 command!(rg_pydumpsessions, session_commands::dump_sessions);
 command!(rg_pyprofile, profile::py_profile);
@@ -150,6 +157,12 @@ redis_module! {
         ["rg.configget", rg_configget, "readonly", 0, 0, 0, ""],
         ["rg.configset", rg_configset, "readonly", 0, 0, 0, ""],
         ["rg.infocluster", rg_infocluster, "readonly", 0, 0, 0, ""],
+        ["rg.refreshcluster", rg_refreshcluster, "readonly", 0, 0, 0, ""],
+        ["rg.clusterset", rg_clusterset, "readonly", 0, 0, 0, ""],
+        ["rg.clustersetfromshard", rg_clustersetfromshard, "readonly", 0, 0, 0, ""],
+        ["rg.hello", rg_hello, "readonly", 0, 0, 0, ""],
+        ["rg.innermsgcommand", rg_innermsgcommand, "readonly", 0, 0, 0, ""],
+        ["rg.networktest", rg_networktest, "readonly", 0, 0, 0, ""],
         ["rg.pystats", rg_pystats, "readonly", 0, 0, 0, ""],
         ["rg.pydumpsessions", rg_pydumpsessions, "readonly", 0, 0, 0, ""],
         ["rg.pyprofile", rg_pyprofile, "readonly", 0, 0, 0, ""],

@@ -65,6 +65,12 @@ unsafe extern "C" fn on_cron(
     _data: *mut std::os::raw::c_void,
 ) {
     let ctx = Context::new(ctx);
+    if catch_unwind(AssertUnwindSafe(|| crate::shards::watch(&ctx))).is_err() {
+        redis_calls::log(
+            "warning",
+            "watching the cluster topology failed (panic caught)",
+        );
+    }
     let checked = catch_unwind(AssertUnwindSafe(|| {
         let info = ctx.server_info("persistence");
         let number = |field: &str| {

@@ -28,10 +28,42 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// A free port whose cluster bus port (port + 10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Starts `redis-server` on `port` in `dir` with the module loaded.
+fn spawn(port: u16, dir: &std::path::Path, server_args: &[&str], module_args: &[&str]) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(["--enable-debug-command", "local"])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--logfile")
+        .arg(dir.join("redis.log"))
+        .args(server_args)
+        .arg("--loadmodule")
+        .arg(module_path())
+        .args(module_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("redis-server on PATH (ci/setup.sh installs it)")
+}
+
 pub struct Server {
     child: Child,
     pub port: u16,
     dir: PathBuf,
+    server_args: Vec<String>,
+    module_args: Vec<String>,
 }
 
 /// A server that did not come up, with what it logged.
@@ -66,54 +98,74 @@ impl Server {
         server_args: &[&str],
         module_args: &[&str],
     ) -> Result<Server, StartFailure> {
-        let port = free_port();
+        Server::try_start_on(free_port(), server_args, module_args)
+    }
+
+    fn try_start_on(
+        port: u16,
+        server_args: &[&str],
+        module_args: &[&str],
+    ) -> Result<Server, StartFailure> {
         // Unique per server, not per port: a port freed by a test that is still removing its
         // directory may be handed to the next server at once.
         static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("gears-e2e-{}-{n}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a scratch directory");
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(["--enable-debug-command", "local"])
-            .arg("--dir")
-            .arg(&dir)
-            .arg("--logfile")
-            .arg(dir.join("redis.log"))
-            .args(server_args)
-            .arg("--loadmodule")
-            .arg(module_path())
-            .args(module_args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let child = cmd
-            .spawn()
-            .expect("redis-server on PATH (ci/setup.sh installs it)");
-        let mut server = Server { child, port, dir };
+        let mut server = Server {
+            child: spawn(port, &dir, server_args, module_args),
+            port,
+            dir,
+            server_args: server_args.iter().map(|s| s.to_string()).collect(),
+            module_args: module_args.iter().map(|s| s.to_string()).collect(),
+        };
+        server.wait_up()?;
+        Ok(server)
+    }
+
+    /// Waits until the server answers PING; `Err` with its log if it exits first.
+    fn wait_up(&mut self) -> Result<(), StartFailure> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = server.child.try_wait() {
+            if let Ok(Some(_)) = self.child.try_wait() {
                 let mut stderr = String::new();
-                if let Some(mut e) = server.child.stderr.take() {
+                if let Some(mut e) = self.child.stderr.take() {
                     let _ = e.read_to_string(&mut stderr);
                 }
                 return Err(StartFailure {
-                    log: format!("{}{stderr}", server.log()),
+                    log: format!("{}{stderr}", self.log()),
                 });
             }
-            if let Ok(client) = redis::Client::open(server.url()) {
+            if let Ok(client) = redis::Client::open(self.url()) {
                 if let Ok(mut con) = client.get_connection() {
                     if redis::cmd("PING").query::<String>(&mut con).is_ok() {
-                        return Ok(server);
+                        return Ok(());
                     }
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         Err(StartFailure {
-            log: format!("timed out waiting for PING\n{}", server.log()),
+            log: format!("timed out waiting for PING\n{}", self.log()),
         })
+    }
+
+    /// Kills the server (SIGKILL); [`Server::restart`] starts it again.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the server if it runs and starts it again on the same port and directory with the
+    /// same arguments.
+    pub fn restart(&mut self) {
+        self.stop();
+        let server_args: Vec<&str> = self.server_args.iter().map(String::as_str).collect();
+        let module_args: Vec<&str> = self.module_args.iter().map(String::as_str).collect();
+        self.child = spawn(self.port, &self.dir, &server_args, &module_args);
+        if let Err(f) = self.wait_up() {
+            panic!("redis-server did not restart:\n{}", f.log);
+        }
     }
 
     /// The server's process id (for reading its memory use).
@@ -122,7 +174,16 @@ impl Server {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match self.password() {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
+    }
+
+    /// The `--requirepass` the server was started with.
+    fn password(&self) -> Option<&str> {
+        let at = self.server_args.iter().position(|a| a == "--requirepass")?;
+        self.server_args.get(at + 1).map(String::as_str)
     }
 
     pub fn con(&self) -> redis::Connection {
@@ -147,6 +208,106 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Redis Cluster of primaries on loopback, made with `redis-cli --cluster create`, each node
+/// with the module loaded.
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+}
+
+/// The redis-server arguments of a cluster node.
+const CLUSTER_ARGS: &[&str] = &[
+    "--cluster-enabled",
+    "yes",
+    "--cluster-config-file",
+    "nodes.conf",
+    "--cluster-node-timeout",
+    "3000",
+];
+
+impl Cluster {
+    /// `n` primaries sharing the slots, every shard's module connected to every other.
+    pub fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, None)
+    }
+
+    /// [`Cluster::start`] with every node requiring `password` (`requirepass`, and `masterauth`
+    /// for the nodes between themselves).
+    pub fn start_with(n: usize, password: Option<&str>) -> Cluster {
+        let mut args: Vec<&str> = CLUSTER_ARGS.to_vec();
+        if let Some(password) = password {
+            args.extend(["--requirepass", password, "--masterauth", password]);
+        }
+        let nodes: Vec<Server> = (0..n)
+            .map(|_| {
+                Server::try_start_on(free_cluster_port(), &args, &[])
+                    .unwrap_or_else(|f| panic!("a cluster node did not start:\n{}", f.log))
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        let mut create = Command::new("redis-cli");
+        if let Some(password) = password {
+            create.args(["-a", password, "--no-auth-warning"]);
+        }
+        let created = create
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .arg("--cluster-yes")
+            .output()
+            .expect("redis-cli on PATH");
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        let cluster = Cluster { nodes };
+        cluster.wait_ready();
+        cluster
+    }
+
+    /// Waits until every node lists every shard in RG.INFOCLUSTER with that shard's current
+    /// run id (every peer answered RG.HELLO since the last topology change).
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut cons: Vec<redis::Connection> = self.nodes.iter().map(Server::con).collect();
+        loop {
+            let infos: Vec<Reply> = cons
+                .iter_mut()
+                .map(|c| cmd(c, &["RG.INFOCLUSTER"]))
+                .collect();
+            if self.consistent(&infos) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not become ready: {infos:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every node lists every node, each with the run id that node gives itself.
+    fn consistent(&self, infos: &[Reply]) -> bool {
+        let mut own = Vec::new();
+        for info in infos {
+            match info {
+                Reply::Arr(items) if items.len() == 5 => own.push((&items[1], &items[3])),
+                _ => return false,
+            }
+        }
+        infos.iter().all(|info| {
+            let shards = info.items()[4].items();
+            shards.len() == self.nodes.len()
+                && shards.iter().all(|s| {
+                    own.iter()
+                        .any(|(id, run)| **id == s.items()[1] && **run == s.items()[9])
+                })
+        })
     }
 }
 

@@ -315,7 +315,10 @@ GB().foreach(answer).register(prefix='ov:*', commands=['set'], mode='async_local
     assert_eq!(cmd(&mut con, &["GET", "h:1"]), Reply::bulk("hooked-v"));
     // A commands= registration overrides the reply after await (SET has a hook too, which does
     // not take this key).
-    assert_eq!(cmd(&mut con, &["SET", "ov:1", "v"]), Reply::bulk("overridden"));
+    assert_eq!(
+        cmd(&mut con, &["SET", "ov:1", "v"]),
+        Reply::bulk("overridden")
+    );
 }
 
 #[test]

@@ -147,7 +147,7 @@ fn local_view(entry: &ExecutionEntry) -> Reply {
     ]);
     let mut view = vec![
         Reply::bulk("shard_id"),
-        Reply::bulk(crate::ids::STANDALONE_SHARD_ID),
+        Reply::bulk(crate::ids::shard_id()),
         Reply::bulk("execution_plan"),
         plan,
     ];

@@ -4,7 +4,6 @@
 use redis_module::{Context, RedisString};
 
 use super::{text_args, Answer};
-use crate::ids::STANDALONE_SHARD_ID;
 use crate::reply::Reply;
 use crate::{persist, registrations, streams};
 
@@ -71,8 +70,9 @@ fn pause_or_unpause(args: Vec<RedisString>, verb: &str) -> Answer {
     }
     match registrations::get(&args[1]) {
         None => Reply::error(format!(
-            "Execution {} does not exists on shard {STANDALONE_SHARD_ID}",
-            args[1]
+            "Execution {} does not exists on shard {}",
+            args[1],
+            crate::ids::shard_id()
         ))
         .into(),
         Some(registration) if registration.consumer.is_none() => Reply::error(format!(

@@ -1064,7 +1064,7 @@ fn is_in_atomic_block() -> bool {
 #[pyfunction]
 #[pyo3(name = "getMyHashTag")]
 fn get_my_hash_tag() -> &'static str {
-    "06S"
+    crate::shards::my_hashtag()
 }
 
 /// `registerGearsThread()`: lets a thread created by user code build and run pipelines.
