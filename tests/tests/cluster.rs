@@ -385,3 +385,71 @@ fn outside_a_cluster_and_with_a_managers_topology() {
     );
     assert_eq!(tag.items()[0], Reply::bulks(&["06S"]));
 }
+
+#[test]
+fn slot_moves_are_picked_up_without_a_refresh() {
+    let cluster = Cluster::start(3);
+    let mut cons: Vec<redis::Connection> = cluster.nodes.iter().map(|n| n.con()).collect();
+    let run_ids: Vec<Reply> = cons
+        .iter_mut()
+        .map(|c| cmd(c, &["RG.INFOCLUSTER"]).items()[3].clone())
+        .collect();
+    let ids: Vec<String> = cons
+        .iter_mut()
+        .map(|c| text(&cmd(c, &["CLUSTER", "MYID"])))
+        .collect();
+    let moved = std::process::Command::new("redis-cli")
+        .args([
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", cluster.nodes[0].port),
+        ])
+        .args(["--cluster-from", &ids[0], "--cluster-to", &ids[1]])
+        .args(["--cluster-slots", "100", "--cluster-yes"])
+        .output()
+        .expect("redis-cli");
+    assert!(
+        moved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&moved.stdout)
+    );
+    // Every shard reads the new slots (a new run id) and its peers learn it.
+    for (con, before) in cons.iter_mut().zip(&run_ids) {
+        eventually("a new topology", || {
+            cmd(con, &["RG.INFOCLUSTER"]).items()[3] != *before
+        });
+    }
+    cluster.wait_ready();
+    let entries = shard_entries(&mut cons[2]);
+    let first = entries
+        .iter()
+        .find(|e| text(field(e, "id")) == ids[0])
+        .unwrap();
+    assert_ne!(int(field(first, "minHslot")), 0, "slot 0 moved away");
+}
+
+#[test]
+fn a_slow_peer_does_not_hold_up_the_sender() {
+    let cluster = Cluster::start(3);
+    let mut a = cluster.nodes[0].con();
+    let mut b = cluster.nodes[1].con();
+    // B sleeps on its main thread (DEBUG SLEEP blocks it); A keeps serving meanwhile.
+    let sleeper = std::thread::spawn({
+        let mut con = cluster.nodes[1].con();
+        move || cmd(&mut con, &["DEBUG", "SLEEP", "2"])
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(cmd(&mut a, &["RG.NETWORKTEST"]), Reply::ok());
+    }
+    assert_eq!(cmd(&mut a, &["PING"]), Reply::Simple("PONG".into()));
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the sender waited for the sleeping peer"
+    );
+    assert_eq!(sleeper.join().unwrap(), Reply::ok());
+    eventually("the three messages after the sleep", || {
+        received(&mut b) == 3
+    });
+}
