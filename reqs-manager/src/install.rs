@@ -180,11 +180,14 @@ fn io_error(
     }
 }
 
+/// The name every staging directory starts with.
+const STAGING_PREFIX: &str = ".gears-staging-";
+
 /// A staging directory inside the target, so the final renames stay on one file system.
 fn staging_dir(target: &Path, filename: &str) -> Result<tempfile::TempDir, InstallError> {
     fs::create_dir_all(target).map_err(io_error(filename, "creating", target))?;
     tempfile::Builder::new()
-        .prefix(".gears-staging-")
+        .prefix(STAGING_PREFIX)
         .tempdir_in(target)
         .map_err(io_error(
             filename,
@@ -418,6 +421,30 @@ fn place(
         }
     }
     Ok(())
+}
+
+/// Removes the staging directories an install killed half-way left in `target` (never
+/// importable: their names are not identifiers, and nothing in them was moved into place).
+/// Returns how many were removed.
+pub fn remove_leftover_staging(target: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    let entries = match fs::read_dir(target) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(STAGING_PREFIX)
+        {
+            fs::remove_dir_all(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// One archive entry and where it goes.

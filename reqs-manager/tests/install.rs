@@ -677,3 +677,33 @@ fn shards_filling_one_cache_at_once_download_each_wheel_once() {
     }
     assert!(listing(&cache.path().join("tmp")).is_empty());
 }
+
+#[test]
+fn staging_left_by_a_killed_install_is_removed_and_never_imported() {
+    let target = tempfile::tempdir().unwrap();
+    // What a kill -9 half-way through an install leaves: a staging directory with a package in it.
+    let staging = target.path().join(".gears-staging-abc123");
+    std::fs::create_dir_all(staging.join("halfpkg")).unwrap();
+    std::fs::write(staging.join("halfpkg/__init__.py"), "VALUE = 1\n").unwrap();
+    std::fs::create_dir_all(target.path().join("kept")).unwrap();
+    let imported = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import halfpkg")
+        .env("PYTHONPATH", target.path())
+        .output()
+        .unwrap();
+    assert!(
+        !imported.status.success(),
+        "a staged package must not be importable"
+    );
+    assert_eq!(
+        reqs_manager::install::remove_leftover_staging(target.path()).unwrap(),
+        1
+    );
+    assert!(!staging.exists());
+    assert!(target.path().join("kept").exists());
+    assert_eq!(
+        reqs_manager::install::remove_leftover_staging(&target.path().join("missing")).unwrap(),
+        0
+    );
+}

@@ -160,3 +160,85 @@ fn twenty_thousand_registrations_in_one_session() {
     cmd(&mut con, &["SET", "p0", "v"]);
     assert_eq!(cmd(&mut con, &["GET", "hits"]), Reply::bulk("2"));
 }
+
+/// The pids of `parent`'s children (a BGSAVE's forked child).
+fn children(parent: u32) -> Vec<u32> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-P", &parent.to_string()])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_kill_during_an_rdb_save_keeps_the_last_complete_save() {
+    let data = tempfile::tempdir().unwrap();
+    let args = ["--dir", data.path().to_str().unwrap()];
+    let mut server = Server::with_server_args(&args, &[]);
+    let mut con = server.con();
+    let before =
+        "GB().foreach(lambda r: execute('INCR', 'fired')).register(prefix='before:*', mode='sync')";
+    assert_eq!(pyexecute(&mut con, before, &[]), Reply::ok());
+    assert_eq!(cmd(&mut con, &["SAVE"]), Reply::ok());
+    // Then more work, and a save slowed down (100 µs a key) so the kill lands in the middle.
+    let after = "GB('CommandReader').register(trigger='after')";
+    assert_eq!(pyexecute(&mut con, after, &[]), Reply::ok());
+    cmd(&mut con, &["DEBUG", "POPULATE", "50000"]);
+    cmd(&mut con, &["CONFIG", "SET", "rdb-key-save-delay", "100"]);
+    assert_eq!(
+        cmd(&mut con, &["BGSAVE"]),
+        Reply::Simple("Background saving started".into())
+    );
+    let mut saving = Vec::new();
+    wait_for(&mut con, "the forked save", |_| {
+        saving = children(server.pid());
+        !saving.is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // The machine dies: the server and its saving child at once.
+    for child in &saving {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &child.to_string()])
+            .status();
+    }
+    server.stop();
+    server.restart();
+    let mut con = server.con();
+    // The last complete save came back: the first registration, none of what followed.
+    assert_eq!(cmd(&mut con, &["DBSIZE"]), Reply::Int(0));
+    assert_eq!(
+        cmd(&mut con, &["RG.TRIGGER", "after"]),
+        Reply::err("ERR subcommand not found")
+    );
+    cmd(&mut con, &["SET", "before:1", "x"]);
+    assert_eq!(cmd(&mut con, &["GET", "fired"]), Reply::bulk("1"));
+    assert!(server.is_alive());
+}
+
+#[test]
+fn an_install_killed_half_way_leaves_nothing_importable_and_is_cleaned_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    // What a kill -9 in the middle of an install leaves: its staging directory, package inside.
+    let staging = data
+        .path()
+        .join("gears-rs/requirements/site-packages/.gears-staging-killed");
+    std::fs::create_dir_all(staging.join("halfpkg")).unwrap();
+    std::fs::write(staging.join("halfpkg/__init__.py"), "VALUE = 1\n").unwrap();
+    let server = Server::with_server_args(&["--dir", data.path().to_str().unwrap()], &[]);
+    let mut con = server.con();
+    assert!(
+        !staging.exists(),
+        "the staging directory was removed at start"
+    );
+    assert!(server
+        .log()
+        .contains("removed 1 staging directories left by an interrupted install"));
+    let reply = pyexecute(&mut con, "import halfpkg", &[]);
+    assert!(
+        reply.as_str().contains("No module named 'halfpkg'"),
+        "{reply:?}"
+    );
+}

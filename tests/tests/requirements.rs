@@ -536,3 +536,41 @@ fn the_aof_replays_requirements_and_a_rewrite_keeps_them() {
     let mut con = third.con();
     assert_eq!(names_in_table(&mut con), ["tiny"]);
 }
+
+#[test]
+fn a_thousand_requirements_install_or_fail_with_the_missing_name() {
+    let index = TestIndex::start(Format::Json);
+    let names: Vec<&'static str> = (0..1000)
+        .map(|i| &*Box::leak(format!("pkg{i:04}").into_boxed_str()))
+        .collect();
+    for name in &names {
+        index.add(&wheel(name, "1.0"));
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let server = Server::with_module_args(&[
+        "RequirementsIndexUrl",
+        &index.url,
+        "WheelsCacheDir",
+        cache.path().to_str().unwrap(),
+    ]);
+    let mut con = server.con();
+    // One name missing among a thousand: a clear error naming it, nothing installed.
+    let mut args = vec!["REQUIREMENTS"];
+    args.extend(names[..999].iter().copied());
+    args.push("pkg-missing");
+    let reply = pyexecute(&mut con, "GB('ShardsIDReader').count().run()", &args);
+    assert!(
+        matches!(&reply, Reply::Err(e) if e.contains("package 'pkg-missing' was not found")),
+        "{reply:?}"
+    );
+    assert_eq!(cmd(&mut con, &["RG.PYDUMPREQS"]), Reply::Arr(vec![]));
+    // All thousand present: installed and importable.
+    let mut args = vec!["REQUIREMENTS"];
+    args.extend(names.iter().copied());
+    let script = "GB('ShardsIDReader').map(lambda x: __import__('pkg0999').VERSION).run()";
+    assert_eq!(
+        pyexecute(&mut con, script, &args),
+        Reply::results(&["1.0"], &[])
+    );
+    assert_eq!(cmd(&mut con, &["RG.PYDUMPREQS"]).items().len(), 1000);
+}

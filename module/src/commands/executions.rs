@@ -195,6 +195,9 @@ pub fn get_execution(_ctx: &Context, args: Vec<RedisString>) -> Answer {
 /// stops it between records (for an execution not running Python code at that moment).
 const FORCE_STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// How often the exception is raised again in an execution that still runs Python.
+const REINTERRUPT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// `RG.ABORTEXECUTION <id>`: blocks until the execution has ended.
 pub fn abort_execution(ctx: &Context, args: Vec<RedisString>) -> Answer {
     if args.len() != 2 {
@@ -236,20 +239,29 @@ fn abort(entry: &ExecutionEntry) {
         );
         return;
     }
-    let running_python = entry.with_python_thread(|thread| {
-        if thread != 0 {
-            crate::python::errors::interrupt_thread(thread);
-        }
-        thread != 0
-    });
-    if !running_python {
+    // The exception is raised again while the execution still runs Python on a thread: a thread
+    // that had not entered Python yet when it was raised had no thread state to receive it.
+    let interrupt = || {
+        pyo3::Python::attach(|py| {
+            // GIL first, then the entry's lock: the worker takes them in no other order.
+            entry.with_python_thread(|thread| {
+                thread != 0 && crate::python::errors::interrupt_thread_with_gil(py, thread)
+            })
+        })
+    };
+    if !interrupt() {
         // Waiting for async records (or between records): stop it now.
         entry.request_abort();
     }
     let started = std::time::Instant::now();
+    let mut interrupted = started;
     while !entry.status().is_finished() {
         if started.elapsed() > FORCE_STOP_GRACE {
             entry.request_abort();
+        }
+        if interrupted.elapsed() > REINTERRUPT_EVERY {
+            interrupt();
+            interrupted = std::time::Instant::now();
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }

@@ -25,15 +25,15 @@ pub fn create_exception_types(py: Python<'_>) -> PyResult<[Py<PyType>; 3]> {
     Ok([error, flat, stopped])
 }
 
-/// Raises `gears.forcestopped` asynchronously in the Python thread `thread` (an abort): it
-/// surfaces as an exception in whatever Python code that thread runs next.
-pub fn interrupt_thread(thread: u64) {
-    Python::attach(|py| {
-        if let Some(t) = GEARS_FORCE_STOPPED.get(py) {
-            // SAFETY: GIL held; the type object outlives the call (it is kept in a static).
-            unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(thread as _, t.as_ptr()) };
-        }
-    });
+/// Raises `gears.forcestopped` asynchronously in the Python thread `thread` (an abort), the GIL
+/// held: it surfaces as an exception in whatever Python code that thread runs next. True if the
+/// thread had a Python thread state to receive it (one between two Python sections has none).
+pub fn interrupt_thread_with_gil(py: Python<'_>, thread: u64) -> bool {
+    match GEARS_FORCE_STOPPED.get(py) {
+        // SAFETY: GIL held; the type object outlives the call (it is kept in a static).
+        Some(t) => unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(thread as _, t.as_ptr()) > 0 },
+        None => false,
+    }
 }
 
 /// A `gears.error` with `message`.

@@ -67,6 +67,19 @@ pub fn start(execution_threads: usize, override_allocators: bool) -> Result<(), 
         // Installed requirements come first on sys.path, so they win over system packages.
         let site = crate::reqs::site_dir();
         let _ = std::fs::create_dir_all(&site);
+        // An install killed half-way (kill -9) left its staging directory: never imported, but
+        // garbage.
+        match reqs_manager::install::remove_leftover_staging(&site) {
+            Ok(0) => {}
+            Ok(n) => crate::redis_calls::log(
+                "notice",
+                &format!("removed {n} staging directories left by an interrupted install"),
+            ),
+            Err(e) => crate::redis_calls::log(
+                "warning",
+                &format!("could not remove an interrupted install's staging directory: {e}"),
+            ),
+        }
         py.import("sys")?
             .getattr("path")?
             .call_method1("insert", (0, site.display().to_string()))?;

@@ -288,19 +288,34 @@ pub fn deliver(
     if !received().accept(sender, run_id, msg_id) {
         return Delivery::Duplicate;
     }
-    match function {
-        "RG_NetworkTest" => {
-            NETWORK_TEST_RECEIVED.fetch_add(1, Ordering::SeqCst);
-            let _ = ctx;
-            log(
-                "notice",
-                &format!(
-                    "got a test message from {sender}: {}",
-                    String::from_utf8_lossy(payload)
-                ),
-            );
+    match handler(function) {
+        Some(handle) => {
+            handle(ctx, sender, payload);
             Delivery::Accepted
         }
-        _ => Delivery::UnknownFunction,
+        None => Delivery::UnknownFunction,
     }
+}
+
+/// What runs a message on the receiving shard, on the main thread.
+type Handler = fn(&Context, &str, &[u8]);
+
+/// The receiver of `function`, by the names of sessions-and-cluster.md C.4.
+fn handler(function: &str) -> Option<Handler> {
+    match function {
+        "RG_NetworkTest" => Some(network_test_received),
+        _ => None,
+    }
+}
+
+/// `RG_NetworkTest`: counted (INFO `rg_network_test_received`) and logged.
+fn network_test_received(_ctx: &Context, sender: &str, payload: &[u8]) {
+    NETWORK_TEST_RECEIVED.fetch_add(1, Ordering::SeqCst);
+    log(
+        "notice",
+        &format!(
+            "got a test message from {sender}: {}",
+            String::from_utf8_lossy(payload)
+        ),
+    );
 }
