@@ -137,6 +137,7 @@ command!(rg_pyexportreq, python_commands::py_export_req);
 command!(rg_pyimportreq, python_commands::py_import_req);
 command!(rg_innerreqdone, python_commands::inner_req_done);
 command!(rg_innerregister, registration_commands::inner_register);
+command!(rg_innertimeevent, time_events::inner_time_event);
 command!(rg_innerunregister, registration_commands::inner_unregister);
 
 redis_module! {
@@ -181,6 +182,7 @@ redis_module! {
         ["rg.pyimportreq", rg_pyimportreq, "readonly", 0, 0, 0, ""],
         ["rg.innerreqdone", rg_innerreqdone, "write", 0, 0, 0, ""],
         ["rg.innerregister", rg_innerregister, "write", 0, 0, 0, ""],
+        ["rg.innertimeevent", rg_innertimeevent, "write", 1, 1, 1, ""],
         ["rg.innerunregister", rg_innerunregister, "write", 0, 0, 0, ""],
     ],
     event_handlers: [

@@ -158,19 +158,90 @@ pub fn register_time_event(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResul
     created.map_err(|e| gears_error(&e))
 }
 
-/// Stores `event` under `key` (false if the key exists) and arms it.
+/// Stores `event` under `key` (false if the key exists) and arms it. A keyed event also goes
+/// to replicas and the AOF, as `RG.INNERTIMEEVENT`.
 fn create(ctx: &Context, key: Option<&[u8]>, event: Arc<TimeEvent>) -> Result<bool, String> {
     if let Some(key) = key {
-        let name = RedisString::create_from_slice(ctx.ctx, key);
-        let key = ctx.open_key_writable(&name);
-        if key.key_type() != KeyType::Empty {
+        if !store(ctx, key, event.clone())? {
             return Ok(false);
         }
-        key.set_value(&TIME_EVENT_TYPE, event.clone())
-            .map_err(|e| e.to_string())?;
+        let seconds = event.period.as_secs().to_string();
+        let pickled = event.pickled.as_deref().unwrap_or_default();
+        ctx.replicate("RG.INNERTIMEEVENT", &[key, seconds.as_bytes(), pickled]);
     }
     arm(ctx, event);
     Ok(true)
+}
+
+/// Sets `key` to `event` unless the key exists (false then).
+fn store(ctx: &Context, key: &[u8], event: Arc<TimeEvent>) -> Result<bool, String> {
+    let name = RedisString::create_from_slice(ctx.ctx, key);
+    let key = ctx.open_key_writable(&name);
+    if key.key_type() != KeyType::Empty {
+        return Ok(false);
+    }
+    key.set_value(&TIME_EVENT_TYPE, event)
+        .map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
+/// The timer of a saved or replicated event, its callback unpickled, in a session of its own.
+/// One whose callback no longer unpickles stays inert (logged).
+fn restored(seconds: u64, pickled: Vec<u8>) -> Arc<TimeEvent> {
+    let (callback, stopped) = Python::attach(|py| {
+        let loaded = py
+            .import("cloudpickle")
+            .and_then(|c| c.getattr("loads"))
+            .and_then(|loads| loads.call1((pyo3::types::PyBytes::new(py, &pickled),)));
+        match loaded {
+            Ok(f) => (f.unbind(), false),
+            Err(e) => {
+                redis_calls::log(
+                    "warning",
+                    &format!(
+                        "a saved time event could not be restored, its key stays inert: {}",
+                        format_error(py, &e)
+                    ),
+                );
+                (py.None(), true)
+            }
+        }
+    });
+    Arc::new(TimeEvent {
+        period: Duration::from_secs(seconds),
+        callback,
+        session: Session::new(None, None),
+        pickled: Some(pickled),
+        stopped: AtomicBool::new(stopped),
+    })
+}
+
+/// `RG.INNERTIMEEVENT <key> <seconds> <pickled callback>`: a keyed `registerTE` of the primary
+/// (or of the AOF being loaded). An existing key is left alone.
+pub fn inner_time_event(ctx: &Context, args: Vec<RedisString>) -> crate::commands::Answer {
+    use crate::reply::Reply;
+    if args.len() != 4 {
+        return crate::commands::Answer::WrongArity;
+    }
+    let Some(seconds) = std::str::from_utf8(args[2].as_slice())
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return Reply::error("time argument must be a long").into();
+    };
+    let event = restored(seconds, args[3].as_slice().to_vec());
+    let live = !event.stopped.load(Ordering::SeqCst);
+    match store(ctx, args[1].as_slice(), event.clone()) {
+        Ok(true) => {
+            if live {
+                arm(ctx, event);
+            }
+            ctx.replicate_verbatim();
+            Reply::ok().into()
+        }
+        Ok(false) => Reply::ok().into(),
+        Err(e) => Reply::error(e).into(),
+    }
 }
 
 /// The key was deleted or overwritten: its timer ends at its next tick.
@@ -190,8 +261,8 @@ unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) 
     raw::save_slice(rdb, event.pickled.as_deref().unwrap_or_default());
 }
 
-/// Re-arms a saved timer in a session of its own. One whose callback no longer unpickles stays
-/// as an inert key (logged) rather than failing the whole load.
+/// Re-arms a saved timer ([`restored`]): an inert key rather than a failed load when its callback
+/// no longer unpickles.
 unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
     if encver > TIME_EVENT_ENCODING_VERSION {
         redis_calls::log(
@@ -206,33 +277,8 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
             .map_err(|e| e.to_string())?
             .as_ref()
             .to_vec();
-        let (callback, stopped) = Python::attach(|py| {
-            let loaded = py
-                .import("cloudpickle")
-                .and_then(|c| c.getattr("loads"))
-                .and_then(|loads| loads.call1((pyo3::types::PyBytes::new(py, &pickled),)));
-            match loaded {
-                Ok(f) => (f.unbind(), false),
-                Err(e) => {
-                    redis_calls::log(
-                        "warning",
-                        &format!(
-                            "a saved time event could not be restored, its key stays inert: {}",
-                            format_error(py, &e)
-                        ),
-                    );
-                    (py.None(), true)
-                }
-            }
-        });
-        let event = Arc::new(TimeEvent {
-            period: Duration::from_secs(seconds),
-            callback,
-            session: Session::new(None, None),
-            pickled: Some(pickled),
-            stopped: AtomicBool::new(stopped),
-        });
-        if !stopped {
+        let event = restored(seconds, pickled);
+        if !event.stopped.load(Ordering::SeqCst) {
             arm(&redis_calls::detached_context(), event.clone());
         }
         Ok(event)
@@ -247,15 +293,31 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
     }
 }
 
-/// An AOF rewrite without the RDB preamble cannot carry a timer (there is no command that
-/// re-creates one): it is left out, and the log says so.
+/// An AOF rewrite without the RDB preamble writes the timer as the command that re-creates it.
 unsafe extern "C" fn aof_rewrite(
-    _aof: *mut raw::RedisModuleIO,
-    _key: *mut raw::RedisModuleString,
-    _value: *mut c_void,
+    aof: *mut raw::RedisModuleIO,
+    key: *mut raw::RedisModuleString,
+    value: *mut c_void,
 ) {
-    redis_calls::log(
-        "warning",
-        "a keyed time event is not written to an AOF rewrite without the RDB preamble",
-    );
+    // SAFETY: `value` is the live `Arc<TimeEvent>` stored in `key`; Redis passes valid pointers.
+    let event = unsafe { &*value.cast::<Arc<TimeEvent>>() };
+    let (Ok(command), Ok(format)) = (
+        std::ffi::CString::new("RG.INNERTIMEEVENT"),
+        std::ffi::CString::new("slb"),
+    ) else {
+        return;
+    };
+    let pickled = event.pickled.as_deref().unwrap_or_default();
+    // SAFETY: the format matches the arguments: a RedisModuleString, a long long, a buffer.
+    unsafe {
+        raw::RedisModule_EmitAOF.unwrap()(
+            aof,
+            command.as_ptr(),
+            format.as_ptr(),
+            key,
+            event.period.as_secs() as std::os::raw::c_longlong,
+            pickled.as_ptr().cast::<std::os::raw::c_char>(),
+            pickled.len(),
+        );
+    }
 }

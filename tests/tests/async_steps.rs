@@ -472,3 +472,54 @@ registerTE(1, once)";
         assert!(reply.as_str().contains(text), "{script}: {reply:?}");
     }
 }
+
+#[test]
+fn keyed_time_events_survive_the_aof_with_and_without_a_rewrite() {
+    let data = tempfile::tempdir().unwrap();
+    let args = [
+        "--dir",
+        data.path().to_str().unwrap(),
+        "--appendonly",
+        "yes",
+        "--aof-use-rdb-preamble",
+        "no",
+    ];
+    let mut server = Server::with_server_args(&args, &[]);
+    let mut con = server.con();
+    let script = "registerTE(1, lambda: execute('INCR', 'ticks'), 'te:aof')";
+    assert_eq!(pyexecute(&mut con, script, &[]), Reply::ok());
+    // Replayed from the AOF's commands.
+    server.restart();
+    let mut con = server.con();
+    assert_eq!(
+        cmd(&mut con, &["TYPE", "te:aof"]),
+        Reply::Simple("rg_timeev".into())
+    );
+    let ticks = int(cmd(&mut con, &["GET", "ticks"]));
+    wait_for(&mut con, "a tick after the restart", |c| {
+        int(cmd(c, &["GET", "ticks"])) > ticks
+    });
+    // Rewritten without the RDB preamble: the timer is written as the command that makes it.
+    assert_eq!(
+        cmd(&mut con, &["BGREWRITEAOF"]),
+        Reply::Simple("Background append only file rewriting started".into())
+    );
+    wait_for(&mut con, "the rewrite", |c| {
+        let info = cmd(c, &["INFO", "persistence"]);
+        String::from_utf8_lossy(match &info {
+            Reply::Bulk(b) => b,
+            _ => return false,
+        })
+        .contains("aof_rewrite_in_progress:0")
+    });
+    server.restart();
+    let mut con = server.con();
+    assert_eq!(
+        cmd(&mut con, &["TYPE", "te:aof"]),
+        Reply::Simple("rg_timeev".into())
+    );
+    let ticks = int(cmd(&mut con, &["GET", "ticks"]));
+    wait_for(&mut con, "a tick after the rewrite and restart", |c| {
+        int(cmd(c, &["GET", "ticks"])) > ticks
+    });
+}
