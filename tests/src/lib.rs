@@ -82,6 +82,13 @@ impl Server {
         Server::try_start(args).unwrap_or_else(|f| panic!("redis-server did not start:\n{}", f.log))
     }
 
+    /// A server installing requirements from the index at `index_url`, its wheels cached in
+    /// `cache`.
+    pub fn with_index(index_url: &str, cache: &std::path::Path) -> Server {
+        let cache = cache.to_str().expect("a UTF-8 cache path");
+        Server::with_module_args(&["RequirementsIndexUrl", index_url, "WheelsCacheDir", cache])
+    }
+
     /// Starts a server; `Err` with its log if it exits instead of answering PING.
     pub fn try_start(module_args: &[&str]) -> Result<Server, StartFailure> {
         Server::try_start_with(&[], module_args)

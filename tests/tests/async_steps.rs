@@ -491,14 +491,7 @@ fn keyed_time_events_survive_the_aof_with_and_without_a_rewrite() {
     // Replayed from the AOF's commands.
     server.restart();
     let mut con = server.con();
-    assert_eq!(
-        cmd(&mut con, &["TYPE", "te:aof"]),
-        Reply::Simple("rg_timeev".into())
-    );
-    let ticks = int(cmd(&mut con, &["GET", "ticks"]));
-    wait_for(&mut con, "a tick after the restart", |c| {
-        int(cmd(c, &["GET", "ticks"])) > ticks
-    });
+    assert_ticking(&mut con, "te:aof", "ticks");
     // Rewritten without the RDB preamble: the timer is written as the command that makes it.
     assert_eq!(
         cmd(&mut con, &["BGREWRITEAOF"]),
@@ -514,12 +507,12 @@ fn keyed_time_events_survive_the_aof_with_and_without_a_rewrite() {
     });
     server.restart();
     let mut con = server.con();
-    assert_eq!(
-        cmd(&mut con, &["TYPE", "te:aof"]),
-        Reply::Simple("rg_timeev".into())
-    );
-    let ticks = int(cmd(&mut con, &["GET", "ticks"]));
-    wait_for(&mut con, "a tick after the rewrite and restart", |c| {
-        int(cmd(c, &["GET", "ticks"])) > ticks
-    });
+    assert_ticking(&mut con, "te:aof", "ticks");
+}
+
+/// The keyed timer `key` exists and its callback (incrementing `counter`) still runs.
+fn assert_ticking(con: &mut redis::Connection, key: &str, counter: &str) {
+    assert_eq!(cmd(con, &["TYPE", key]), Reply::Simple("rg_timeev".into()));
+    let ticks = int(cmd(con, &["GET", counter]));
+    wait_for(con, "a tick", |c| int(cmd(c, &["GET", counter])) > ticks);
 }

@@ -176,12 +176,7 @@ fn the_requirement_recipe_imports_its_package() {
     let bytes = fake.build("redis-4.5.1.dist-info");
     index.add_file("redis", "redis-4.5.1-py3-none-any.whl", bytes);
     let cache = tempfile::tempdir().unwrap();
-    let server = Server::with_module_args(&[
-        "RequirementsIndexUrl",
-        &index.url,
-        "WheelsCacheDir",
-        cache.path().to_str().unwrap(),
-    ]);
+    let server = Server::with_index(&index.url, cache.path());
     let mut con = server.con();
     let reply = pyexecute(
         &mut con,

@@ -26,12 +26,7 @@ fn source() -> (TestIndex, tempfile::TempDir, Server) {
     index.add(&wheel("tiny", "0.2"));
     index.add(&wheel("app", "1.0").requires(&["tiny"]));
     let cache = tempfile::tempdir().unwrap();
-    let server = Server::with_module_args(&[
-        "RequirementsIndexUrl",
-        &index.url,
-        "WheelsCacheDir",
-        cache.path().to_str().unwrap(),
-    ]);
+    let server = Server::with_index(&index.url, cache.path());
     let mut con = server.con();
     assert_eq!(
         pyexecute(&mut con, IMPORTS, &["REQUIREMENTS", "app"]),

@@ -20,12 +20,7 @@ fn setup() -> Setup {
     index.add(&wheel("tiny", "0.2"));
     index.add(&wheel("app", "1.0").requires(&["tiny>=0.2"]));
     let cache = tempfile::tempdir().unwrap();
-    let server = Server::with_module_args(&[
-        "RequirementsIndexUrl",
-        &index.url,
-        "WheelsCacheDir",
-        cache.path().to_str().unwrap(),
-    ]);
+    let server = Server::with_index(&index.url, cache.path());
     Setup {
         index,
         _cache: cache,
@@ -547,12 +542,7 @@ fn a_thousand_requirements_install_or_fail_with_the_missing_name() {
         index.add(&wheel(name, "1.0"));
     }
     let cache = tempfile::tempdir().unwrap();
-    let server = Server::with_module_args(&[
-        "RequirementsIndexUrl",
-        &index.url,
-        "WheelsCacheDir",
-        cache.path().to_str().unwrap(),
-    ]);
+    let server = Server::with_index(&index.url, cache.path());
     let mut con = server.con();
     // One name missing among a thousand: a clear error naming it, nothing installed.
     let mut args = vec!["REQUIREMENTS"];
