@@ -4,10 +4,12 @@
 //! The module drives it from its commands and its networking threads.
 
 pub mod dedup;
+pub mod exchange;
 pub mod outbox;
 pub mod slots;
 pub mod topology;
 
 pub use dedup::Dedup;
+pub use exchange::{ClusterExchange, Registry, Transport};
 pub use outbox::{Outbox, Pending};
 pub use topology::{Node, SlotRange, Topology, TopologyError};

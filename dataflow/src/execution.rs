@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::callbacks::CallbackScope;
+use crate::exchange::{Exchange, ExchangeKind};
 use crate::pending::{self, AsyncPolicy, AsyncRecord, InFlight, Wakeup};
 use crate::plan::{Operation, Plan};
 use crate::progress::Progress;
@@ -151,6 +152,10 @@ pub struct Execution {
     progress: Arc<Progress>,
     total_duration: Duration,
     policy: AsyncPolicy,
+    /// The other shards running the same plan, for a distributed execution.
+    exchange: Option<Arc<dyn Exchange>>,
+    /// This shard's part ran to its end (a distributed execution may still wait for the others).
+    local_done: bool,
 }
 
 /// The ways [`Execution::drain`] stops.
@@ -188,7 +193,16 @@ impl Execution {
                 allowed: true,
                 wakeup: Arc::new(Wakeup::default()),
             },
+            exchange: None,
+            local_done: false,
         }
+    }
+
+    /// Makes the execution distributed: its collect and repartition steps move records through
+    /// `exchange`, and it ends once every shard's part ended. The exchange wakes
+    /// [`Execution::wakeup`] when something arrives.
+    pub fn set_exchange(&mut self, exchange: Arc<dyn Exchange>) {
+        self.exchange = Some(exchange);
     }
 
     /// Whether steps may wait for records (false where no client can be blocked: MULTI, Lua, a
@@ -254,13 +268,27 @@ impl Execution {
                 self.status = Status::Aborted;
                 break;
             }
+            if let Some(failure) = self.exchange.as_ref().and_then(|e| e.failure()) {
+                self.errors.push(failure);
+                self.status = Status::Aborted;
+                break;
+            }
+            if self.local_done {
+                if self.all_shards_ended() {
+                    self.status = Status::Done;
+                }
+                break;
+            }
             if self.input.wants_more() && !reader.pulls_inline() {
                 self.input.fill(reader, &self.policy);
             }
             match self.drain(reader, scope) {
                 Drained::Ended => {
-                    self.status = Status::Done;
-                    break;
+                    self.local_done = true;
+                    if let Some(exchange) = &self.exchange {
+                        exchange.local_ended();
+                    }
+                    // Once more through the loop: a failure, or the other shards' ends.
                 }
                 Drained::Starved => {}
                 Drained::Waiting => break,
@@ -270,25 +298,37 @@ impl Execution {
         self.status
     }
 
+    /// Whether every shard's part ended (always, for a local execution); the other shards'
+    /// errors join this one's.
+    fn all_shards_ended(&mut self) -> bool {
+        match &self.exchange {
+            Some(exchange) => exchange.all_ended(&mut self.errors),
+            None => true,
+        }
+    }
+
     /// Pulls until the pipeline ends, starves or waits.
     fn drain(&mut self, reader: &mut dyn Reader, scope: &dyn CallbackScope) -> Drained {
-        let policy = &self.policy;
         let steps = &mut self.steps;
         let input = &mut self.input;
         let results = &mut self.results;
         let errors = &mut self.errors;
         let abort = &self.abort;
-        let progress = &*self.progress;
-        let profiling = progress.profiling();
+        let env = Env {
+            progress: &self.progress,
+            policy: &self.policy,
+            exchange: self.exchange.as_deref(),
+        };
+        let profiling = env.progress.profiling();
         let mut drained = Drained::Starved;
         scope.enter(&mut || loop {
             if abort.load(Ordering::Relaxed) {
                 return;
             }
             let pulled = if profiling {
-                pull_profiled(steps, input, reader, progress, policy)
+                pull_profiled(steps, input, reader, &env)
             } else {
-                pull(steps, input, reader, progress, policy)
+                pull(steps, input, reader, &env)
             };
             match pulled {
                 Pulled::Record(Record::Error(e)) => {
@@ -347,12 +387,12 @@ fn pull_profiled(
     steps: &mut [RunningStep],
     input: &mut Input,
     reader: &mut dyn Reader,
-    progress: &Progress,
-    policy: &AsyncPolicy,
+    env: &Env,
 ) -> Pulled {
     let started = Instant::now();
-    let pulled = pull_level(steps, input, reader, progress, policy, pull_profiled);
-    progress.add_time(steps.len(), started.elapsed().as_nanos() as u64);
+    let pulled = pull_level(steps, input, reader, env, pull_profiled);
+    env.progress
+        .add_time(steps.len(), started.elapsed().as_nanos() as u64);
     pulled
 }
 
@@ -361,27 +401,32 @@ fn pull(
     steps: &mut [RunningStep],
     input: &mut Input,
     reader: &mut dyn Reader,
-    progress: &Progress,
-    policy: &AsyncPolicy,
+    env: &Env,
 ) -> Pulled {
-    pull_level(steps, input, reader, progress, policy, pull)
+    pull_level(steps, input, reader, env, pull)
 }
 
-type PullFn =
-    fn(&mut [RunningStep], &mut Input, &mut dyn Reader, &Progress, &AsyncPolicy) -> Pulled;
+type PullFn = fn(&mut [RunningStep], &mut Input, &mut dyn Reader, &Env) -> Pulled;
+
+/// What every level of a pull needs besides the steps and the input.
+struct Env<'a> {
+    progress: &'a Progress,
+    policy: &'a AsyncPolicy,
+    /// The other shards, for a distributed execution.
+    exchange: Option<&'a dyn Exchange>,
+}
 
 fn pull_level(
     steps: &mut [RunningStep],
     input: &mut Input,
     reader: &mut dyn Reader,
-    progress: &Progress,
-    policy: &AsyncPolicy,
+    env: &Env,
     upstream_pull: PullFn,
 ) -> Pulled {
     let level = steps.len();
-    let pulled = pull_step(steps, input, reader, progress, policy, upstream_pull);
+    let pulled = pull_step(steps, input, reader, env, upstream_pull);
     if matches!(pulled, Pulled::Record(_)) {
-        progress.record_out(level);
+        env.progress.record_out(level);
     }
     pulled
 }
@@ -391,10 +436,11 @@ fn pull_step(
     steps: &mut [RunningStep],
     input: &mut Input,
     reader: &mut dyn Reader,
-    progress: &Progress,
-    policy: &AsyncPolicy,
+    env: &Env,
     upstream_pull: PullFn,
 ) -> Pulled {
+    let policy = env.policy;
+    let index = steps.len().saturating_sub(1);
     let Some((step, upstream)) = steps.split_last_mut() else {
         return input.next(reader, policy);
     };
@@ -408,7 +454,7 @@ fn pull_step(
                 };
             }
             let r = match pull_for_waiting_step(state, || {
-                upstream_pull(upstream, input, reader, progress, policy)
+                upstream_pull(upstream, input, reader, env)
             }) {
                 Ok(r) => r,
                 Err(pulled) => return pulled,
@@ -428,7 +474,7 @@ fn pull_step(
                 }
             }
             let mut r = match pull_for_waiting_step(state, || {
-                upstream_pull(upstream, input, reader, progress, policy)
+                upstream_pull(upstream, input, reader, env)
             }) {
                 Ok(r) => r,
                 Err(pulled) => return pulled,
@@ -451,7 +497,7 @@ fn pull_step(
                 };
             }
             let mut r = match pull_for_waiting_step(state, || {
-                upstream_pull(upstream, input, reader, progress, policy)
+                upstream_pull(upstream, input, reader, env)
             }) {
                 Ok(r) => r,
                 Err(pulled) => return pulled,
@@ -469,7 +515,7 @@ fn pull_step(
             if let Some(r) = state.pending.pop() {
                 return Pulled::Record(r);
             }
-            match upstream_pull(upstream, input, reader, progress, policy) {
+            match upstream_pull(upstream, input, reader, env) {
                 Pulled::Record(Record::List(items)) => state.pending = items,
                 other => return other,
             }
@@ -491,7 +537,7 @@ fn pull_step(
                         }
                     }
                 }
-                match upstream_pull(upstream, input, reader, progress, policy) {
+                match upstream_pull(upstream, input, reader, env) {
                     Pulled::Record(r) if r.is_error() => return Pulled::Record(r),
                     Pulled::Record(r) => {
                         let acc = state.acc.take();
@@ -513,24 +559,57 @@ fn pull_step(
                 }
             }
         }
-        Operation::ExtractKey(f) => {
-            match upstream_pull(upstream, input, reader, progress, policy) {
-                Pulled::Record(mut r) if !r.is_error() => {
-                    match pending::invoke(policy, false, || f.extract(&mut r)).0 {
-                        Ok(key) => Pulled::Record(Record::KeyValue {
-                            key,
-                            value: Some(Box::new(r)),
-                        }),
-                        Err(e) => error(e.0),
-                    }
+        Operation::ExtractKey(f) => match upstream_pull(upstream, input, reader, env) {
+            Pulled::Record(mut r) if !r.is_error() => {
+                match pending::invoke(policy, false, || f.extract(&mut r)).0 {
+                    Ok(key) => Pulled::Record(Record::KeyValue {
+                        key,
+                        value: Some(Box::new(r)),
+                    }),
+                    Err(e) => error(e.0),
                 }
-                other => other,
+            }
+            other => other,
+        },
+        Operation::Repartition | Operation::Collect => {
+            let Some(exchange) = env.exchange else {
+                // A local execution: the records stay here.
+                return upstream_pull(upstream, input, reader, env);
+            };
+            let kind = match step.op {
+                Operation::Collect => ExchangeKind::Collect,
+                _ => ExchangeKind::Repartition,
+            };
+            loop {
+                if let Some(r) = state.pending.pop() {
+                    return Pulled::Record(r);
+                }
+                if state.exhausted {
+                    return Pulled::Eof;
+                }
+                if !state.upstream_done {
+                    match upstream_pull(upstream, input, reader, env) {
+                        Pulled::Record(r) => {
+                            if let Some(kept) = exchange.route(index, kind, r) {
+                                return Pulled::Record(kept);
+                            }
+                        }
+                        Pulled::Eof => {
+                            state.upstream_done = true;
+                            exchange.done_sending(index, kind);
+                        }
+                        other => return other,
+                    }
+                    continue;
+                }
+                // What the other shards sent, until all of them said they are done.
+                state.exhausted = exchange.receive(index, kind, &mut state.pending);
+                if state.pending.is_empty() && !state.exhausted {
+                    return Pulled::Waiting;
+                }
             }
         }
-        Operation::Repartition | Operation::Collect => {
-            upstream_pull(upstream, input, reader, progress, policy)
-        }
-        Operation::GetValue => match upstream_pull(upstream, input, reader, progress, policy) {
+        Operation::GetValue => match upstream_pull(upstream, input, reader, env) {
             Pulled::Record(Record::KeyValue { value, .. }) => {
                 Pulled::Record(value.map_or(Record::Null, |v| *v))
             }
@@ -554,7 +633,7 @@ fn pull_step(
                     }
                 }
             }
-            match upstream_pull(upstream, input, reader, progress, policy) {
+            match upstream_pull(upstream, input, reader, env) {
                 Pulled::Record(Record::KeyValue { key, value }) => {
                     let record = value.map_or(Record::Null, |v| *v);
                     let acc = state.groups.slot(&key).take();
@@ -589,7 +668,7 @@ fn pull_step(
             if state.exhausted {
                 return state.pending.pop().map_or(Pulled::Eof, Pulled::Record);
             }
-            match upstream_pull(upstream, input, reader, progress, policy) {
+            match upstream_pull(upstream, input, reader, env) {
                 Pulled::Record(Record::KeyValue { key, value }) => {
                     let record = value.map_or(Record::Null, |v| *v);
                     match state.groups.slot(&key) {
@@ -614,7 +693,7 @@ fn pull_step(
                 }
             }
         },
-        Operation::Reduce(f) => match upstream_pull(upstream, input, reader, progress, policy) {
+        Operation::Reduce(f) => match upstream_pull(upstream, input, reader, env) {
             Pulled::Record(Record::KeyValue { key, value }) => {
                 let records = match value.map(|v| *v) {
                     Some(Record::List(list)) => list,
@@ -636,7 +715,7 @@ fn pull_step(
             if state.exhausted {
                 return Pulled::Eof;
             }
-            match upstream_pull(upstream, input, reader, progress, policy) {
+            match upstream_pull(upstream, input, reader, env) {
                 Pulled::Record(r) if r.is_error() => return Pulled::Record(r),
                 Pulled::Record(r) => {
                     let position = state.seen;

@@ -11,6 +11,7 @@
 //! The module implements the callback traits with Python; the tests here use plain closures.
 
 pub mod callbacks;
+pub mod exchange;
 pub mod execution;
 pub mod gears_dict;
 pub mod glob;
@@ -23,11 +24,13 @@ pub mod progress;
 pub mod reader;
 pub mod record;
 pub mod stream_consumer;
+pub mod wire;
 
 pub use callbacks::{
     AccumulateByKeyFn, AccumulateFn, CallbackScope, ExtractFn, FilterFn, ForEachFn, MapFn, NoScope,
     ReduceFn, StepError,
 };
+pub use exchange::{Exchange, ExchangeKind};
 pub use execution::{Execution, Status};
 pub use pending::{AsyncRecord, Wakeup};
 pub use plan::{Operation, Plan, Step, StepType};
@@ -35,3 +38,4 @@ pub use prefetch::Prefetch;
 pub use progress::Progress;
 pub use reader::{Reader, VecReader};
 pub use record::{ObjectHandle, Record};
+pub use wire::ObjectCodec;

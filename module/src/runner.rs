@@ -86,6 +86,7 @@ impl Job {
             return true; // aborted before it started
         }
         let (execution, reader, future) = (&mut self.execution, &mut self.reader, &self.future);
+        let id = &self.entry.id;
         let ran = catch_unwind(AssertUnwindSafe(|| {
             let status = execution.run(reader.as_mut(), &PyScope);
             if !status.is_finished() {
@@ -94,6 +95,9 @@ impl Job {
             let (results, errors) = execution.take_output();
             let results = Python::attach(|py| match future {
                 Some(future) => {
+                    // Unlisted before the awaiting coroutine can go on (and its client hear
+                    // back), so nothing that client sends next still lists it.
+                    executions::remove(id);
                     resolve_run_future(py, future, results, &errors);
                     Vec::new()
                 }
