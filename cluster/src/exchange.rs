@@ -24,6 +24,9 @@ pub const REPARTITION_RECORDS: &str = "ExecutionPlan_OnRepartitionRecordReceived
 pub const REPARTITION_DONE: &str = "ExecutionPlan_DoneRepartition";
 /// A shard's part of the execution ended (with the errors it reports).
 pub const EXECUTION_ENDED: &str = "ExecutionPlan_NotifyExecutionDone";
+/// A shard cannot go on with the execution (it could not create it, or it was aborted there):
+/// every shard ends it.
+pub const EXECUTION_FAILED: &str = "ExecutionPlan_TeminateExecution";
 
 /// Records are sent in batches of about this many bytes: one message per record would cost a
 /// command per record on the receiving shard.
@@ -43,6 +46,7 @@ pub enum Message {
     Records { step: usize, batch: Vec<u8> },
     Done { step: usize },
     Ended { errors: Vec<String> },
+    Failed { error: String },
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -85,6 +89,7 @@ pub fn encode_message(id: &str, message: &Message) -> Vec<u8> {
                 put_bytes(&mut out, e.as_bytes());
             }
         }
+        Message::Failed { error } => put_bytes(&mut out, error.as_bytes()),
     }
     out
 }
@@ -99,6 +104,7 @@ pub fn decode_message(
         COLLECT_RECORDS | REPARTITION_RECORDS => 0,
         COLLECT_DONE | REPARTITION_DONE => 1,
         EXECUTION_ENDED => 2,
+        EXECUTION_FAILED => 3,
         _ => return None,
     };
     let mut input = payload;
@@ -111,6 +117,9 @@ pub fn decode_message(
             },
             1 => Message::Done {
                 step: take_u32(&mut input)? as usize,
+            },
+            3 => Message::Failed {
+                error: take_text(&mut input)?,
             },
             _ => {
                 let n = take_u32(&mut input)? as usize;
@@ -134,6 +143,7 @@ fn function_of(message: &Message, kind: ExchangeKind) -> &'static str {
         (Message::Done { .. }, ExchangeKind::Collect) => COLLECT_DONE,
         (Message::Done { .. }, ExchangeKind::Repartition) => REPARTITION_DONE,
         (Message::Ended { .. }, _) => EXECUTION_ENDED,
+        (Message::Failed { .. }, _) => EXECUTION_FAILED,
     }
 }
 
@@ -248,6 +258,9 @@ impl ClusterExchange {
                     state.ended.insert(sender.to_string());
                     state.peer_errors.extend(errors);
                 }
+                Message::Failed { error } => {
+                    state.failure.get_or_insert(error);
+                }
             }
             // Heard from: the idle clock starts again.
             if let Some((since, _)) = &mut state.waiting {
@@ -284,6 +297,21 @@ impl ClusterExchange {
             Some((_, waited)) => *waited = silent,
             None => state.waiting = Some((Instant::now(), silent)),
         }
+    }
+
+    /// Ends the execution here with `error` and tells every other shard to end it too.
+    pub fn fail_everywhere(&self, error: &str) {
+        self.lock().failure.get_or_insert_with(|| error.to_string());
+        for peer in self.peers() {
+            self.send(
+                peer,
+                ExchangeKind::Collect,
+                Message::Failed {
+                    error: error.to_string(),
+                },
+            );
+        }
+        self.wakeup.wake();
     }
 
     fn flush(&self, step: usize, kind: ExchangeKind, to: &str, batch: Vec<u8>) {

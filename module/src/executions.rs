@@ -66,6 +66,8 @@ pub struct ExecutionEntry {
     /// The Python thread ident of the worker running this execution, 0 when none; only read or
     /// written with `state` locked.
     python_thread: AtomicU64,
+    /// This shard started it and other shards run parts of it (dropping it drops theirs).
+    distributed_initiator: AtomicBool,
     state: Mutex<EntryState>,
 }
 
@@ -106,6 +108,14 @@ impl ExecutionEntry {
     pub fn with_python_thread<R>(&self, f: impl FnOnce(u64) -> R) -> R {
         let _state = self.lock();
         f(self.python_thread.load(Ordering::SeqCst))
+    }
+
+    pub fn set_distributed_initiator(&self) {
+        self.distributed_initiator.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_distributed_initiator(&self) -> bool {
+        self.distributed_initiator.load(Ordering::SeqCst)
     }
 
     pub fn total_duration(&self) -> Duration {
@@ -205,6 +215,7 @@ pub fn create(
         abort: execution.abort_handle(),
         wakeup: execution.wakeup(),
         python_thread: AtomicU64::new(0),
+        distributed_initiator: AtomicBool::new(false),
         state: Mutex::new(EntryState {
             status: Status::Created,
             outcome: None,
@@ -232,9 +243,16 @@ pub fn get(id: &str) -> Option<Arc<ExecutionEntry>> {
 }
 
 pub fn remove(id: &str) {
-    let mut table = table();
-    if let Some(entry) = table.by_id.remove(id) {
-        table.order.remove(&entry.seq);
+    let removed = {
+        let mut table = table();
+        let removed = table.by_id.remove(id);
+        if let Some(entry) = &removed {
+            table.order.remove(&entry.seq);
+        }
+        removed
+    };
+    if removed.is_some_and(|e| e.is_distributed_initiator()) {
+        crate::shards::executions::drop_everywhere(id);
     }
 }
 

@@ -26,18 +26,22 @@ fn prepare(
     steps: Arc<[executions::StepInfo]>,
     registered: bool,
 ) -> (Execution, Arc<ExecutionEntry>) {
+    prepare_as(plan, steps, registered, ids::next_execution_id())
+}
+
+/// [`prepare`] under a given id (a distributed execution's, the same on every shard).
+fn prepare_as(
+    plan: &Plan,
+    steps: Arc<[executions::StepInfo]>,
+    registered: bool,
+    id: String,
+) -> (Execution, Arc<ExecutionEntry>) {
     let (max_executions, profiling) = {
         let config = config::read();
         (config.max_executions, config.profile_executions != 0)
     };
     let execution = Execution::with_profiling(plan, profiling);
-    let entry = executions::create(
-        ids::next_execution_id(),
-        steps,
-        &execution,
-        max_executions,
-        registered,
-    );
+    let entry = executions::create(id, steps, &execution, max_executions, registered);
     (execution, entry)
 }
 
@@ -220,6 +224,40 @@ pub fn start(
         link: None,
         after: None,
         future,
+    });
+    if !threads::run_execution(move || job.drive()) {
+        executions::remove(&entry.id);
+        return Err("failed creating execution".into());
+    }
+    Ok(entry)
+}
+
+/// One shard's part of a distributed `run()` (the initiator's, or another shard's under the
+/// initiator's `id`): `exchange` makes it meet the other shards' parts, and `after` runs once
+/// it ended here.
+pub fn start_distributed(
+    plan: Plan,
+    reader: Box<dyn Reader>,
+    session: Arc<Session>,
+    id: Option<String>,
+    exchange: impl FnOnce(&Arc<ExecutionEntry>, Arc<dataflow::Wakeup>) -> Arc<dyn dataflow::Exchange>,
+    after: After,
+) -> Result<Arc<ExecutionEntry>, String> {
+    let steps = executions::step_infos(&plan);
+    let (mut execution, entry) = match id {
+        Some(id) => prepare_as(&plan, steps, false, id),
+        None => prepare(&plan, steps, false),
+    };
+    execution.set_exchange(exchange(&entry, execution.wakeup()));
+    let job = Box::new(Job {
+        entry: entry.clone(),
+        execution,
+        reader,
+        session,
+        hook: None,
+        link: None,
+        after: Some(after),
+        future: None,
     });
     if !threads::run_execution(move || job.drive()) {
         executions::remove(&entry.id);

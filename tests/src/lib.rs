@@ -277,6 +277,40 @@ impl Cluster {
         cluster
     }
 
+    /// Writes every `(key, value)` on the node owning the key's slot (read from CLUSTER SLOTS).
+    pub fn set_all(&self, pairs: &[(String, String)]) {
+        let mut con = self.nodes[0].con();
+        let slots = cmd(&mut con, &["CLUSTER", "SLOTS"]);
+        let owner = |slot: i64| -> usize {
+            let range = slots
+                .items()
+                .iter()
+                .find(|r| {
+                    let (Reply::Int(start), Reply::Int(end)) = (&r.items()[0], &r.items()[1])
+                    else {
+                        return false;
+                    };
+                    *start <= slot && slot <= *end
+                })
+                .expect("every slot is served");
+            let Reply::Int(port) = range.items()[2].items()[1] else {
+                panic!("no port in {range:?}");
+            };
+            self.nodes
+                .iter()
+                .position(|n| i64::from(n.port) == port)
+                .expect("a node of this cluster")
+        };
+        let mut pipes: Vec<redis::Pipeline> = self.nodes.iter().map(|_| redis::pipe()).collect();
+        for (key, value) in pairs {
+            let node = owner(i64::from(cluster::slots::key_slot(key.as_bytes())));
+            pipes[node].cmd("SET").arg(key).arg(value).ignore();
+        }
+        for (pipe, node) in pipes.iter().zip(&self.nodes) {
+            let () = pipe.query(&mut node.con()).expect("SET on the owning node");
+        }
+    }
+
     /// Waits until every node lists every shard in RG.INFOCLUSTER with that shard's current
     /// run id (every peer answered RG.HELLO since the last topology change).
     pub fn wait_ready(&self) {

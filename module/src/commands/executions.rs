@@ -228,6 +228,8 @@ pub fn abort_execution(ctx: &Context, args: Vec<RedisString>) -> Answer {
 /// it is still running after a grace period it is also stopped before its next record.
 fn abort(entry: &ExecutionEntry) {
     use dataflow::Status;
+    // A distributed execution's parts on the other shards end too.
+    crate::shards::executions::abort_everywhere(&entry.id);
     if entry.status() == Status::Created {
         entry.finish(
             Status::Aborted,

@@ -646,57 +646,9 @@ impl PyFlatExecution {
             ));
         }
         self.check_length()?;
-        let reader: Box<dyn Reader> = match self.reader.as_str() {
-            "PythonReader" => {
-                if args.len() != 1 {
-                    return Err(gears_error("python reader function is not given"));
-                }
-                let f = args.get_item(0)?;
-                if !f.is_instance_of::<PyFunction>() {
-                    return Err(gears_error("pyreader argument must be a function"));
-                }
-                Box::new(PythonReader::new(f.unbind()))
-            }
-            "KeysReader" => {
-                let pattern = regex_arg(args)?;
-                let no_scan =
-                    bool_kwarg(kwargs, "noScan", false, "exactMatch value is not boolean")?;
-                let read_value =
-                    bool_kwarg(kwargs, "readValue", true, "readValue value is not boolean")?;
-                // What nobody looks at (a plain count) is not read at all.
-                let content = if !self.plan.inspects_reader_records() {
-                    KeyContent::Nothing
-                } else if read_value {
-                    KeyContent::Values
-                } else {
-                    KeyContent::Names
-                };
-                let reader = Box::new(KeysReader::new(pattern.into_bytes(), no_scan, content));
-                if no_scan {
-                    reader
-                } else {
-                    read_ahead(reader)?
-                }
-            }
-            "StreamReader" => {
-                let key = regex_arg(args)?;
-                let from_id = match kwargs.map(|k| k.get_item("fromId")).transpose()?.flatten() {
-                    None => "0-0".to_string(),
-                    Some(v) => v
-                        .cast::<PyString>()
-                        .map_err(|_| gears_error("fromId argument must be a string"))?
-                        .to_str()?
-                        .to_string(),
-                };
-                read_ahead(Box::new(StreamReader::new(
-                    key.into_bytes(),
-                    from_id.into_bytes(),
-                )))?
-            }
-            _ => return Err(gears_error("Given reader do not support run or not exists")),
-        };
-        match kwargs.map(|k| k.get_item("mode")).transpose()?.flatten() {
-            None => {}
+        let reader = self.run_reader(args, kwargs)?;
+        let mode = match kwargs.map(|k| k.get_item("mode")).transpose()?.flatten() {
+            None => "async".to_string(),
             Some(mode) => {
                 let mode = mode
                     .cast::<PyString>()
@@ -705,8 +657,9 @@ impl PyFlatExecution {
                 if mode != "async" && mode != "async_local" {
                     return Err(gears_error("unknown execution mode"));
                 }
+                mode.to_string()
             }
-        }
+        };
         let session = context::current_session().unwrap_or_else(|| Session::new(None, None));
         // At a script's top level the script's client gets the results; anywhere else (a step,
         // a coroutine) the caller gets a future to await (gearsbuilder.md §5.1).
@@ -719,11 +672,26 @@ impl PyFlatExecution {
                     .unbind(),
             )
         };
-        let returned = future.as_ref().map(|f| f.clone_ref(py));
-        let entry = crate::runner::start(self.plan.clone(), reader, session, future)
-            .map_err(|e| gears_error(&e))?;
+        // In a cluster an `async` run from a script runs on every shard (§8.4).
+        // TODO(#17): runs from inside a step or coroutine stay on this shard.
+        let distributed = mode == "async" && future.is_none() && crate::shards::is_cluster();
+        let entry = if distributed {
+            check_picklable(py, &self.callbacks)?;
+            let saved = self.saved_run_form(py, args, kwargs)?;
+            crate::shards::executions::start(self.plan.clone(), reader, session, saved)
+                .map_err(|e| gears_error(&e))?
+        } else {
+            let returned = future.as_ref().map(|f| f.clone_ref(py));
+            let entry = crate::runner::start(self.plan.clone(), reader, session, future)
+                .map_err(|e| gears_error(&e))?;
+            if let Some(returned) = returned {
+                context::script_started(&entry);
+                return Ok(returned);
+            }
+            entry
+        };
         context::script_started(&entry);
-        Ok(returned.unwrap_or_else(|| py.None()))
+        Ok(py.None())
     }
 
     #[pyo3(signature = (**kwargs))]
@@ -795,6 +763,88 @@ impl PyFlatExecution {
             )));
         }
         Ok(())
+    }
+
+    /// The reader `run(*args, **kwargs)` reads with.
+    fn run_reader(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Box<dyn Reader>> {
+        let reader: Box<dyn Reader> = match self.reader.as_str() {
+            "PythonReader" => {
+                if args.len() != 1 {
+                    return Err(gears_error("python reader function is not given"));
+                }
+                let f = args.get_item(0)?;
+                if !f.is_instance_of::<PyFunction>() {
+                    return Err(gears_error("pyreader argument must be a function"));
+                }
+                Box::new(PythonReader::new(f.unbind()))
+            }
+            "KeysReader" => {
+                let pattern = regex_arg(args)?;
+                let no_scan =
+                    bool_kwarg(kwargs, "noScan", false, "exactMatch value is not boolean")?;
+                let read_value =
+                    bool_kwarg(kwargs, "readValue", true, "readValue value is not boolean")?;
+                // What nobody looks at (a plain count) is not read at all.
+                let content = if !self.plan.inspects_reader_records() {
+                    KeyContent::Nothing
+                } else if read_value {
+                    KeyContent::Values
+                } else {
+                    KeyContent::Names
+                };
+                let reader = Box::new(KeysReader::new(pattern.into_bytes(), no_scan, content));
+                if no_scan {
+                    reader
+                } else {
+                    read_ahead(reader)?
+                }
+            }
+            "StreamReader" => {
+                let key = regex_arg(args)?;
+                let from_id = match kwargs.map(|k| k.get_item("fromId")).transpose()?.flatten() {
+                    None => "0-0".to_string(),
+                    Some(v) => v
+                        .cast::<PyString>()
+                        .map_err(|_| gears_error("fromId argument must be a string"))?
+                        .to_str()?
+                        .to_string(),
+                };
+                read_ahead(Box::new(StreamReader::new(
+                    key.into_bytes(),
+                    from_id.into_bytes(),
+                )))?
+            }
+            _ => return Err(gears_error("Given reader do not support run or not exists")),
+        };
+        Ok(reader)
+    }
+
+    /// What makes the run again on another shard: the reader, the description, the builder
+    /// calls and the `run()` arguments, cloudpickled.
+    fn saved_run_form(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Vec<u8>> {
+        let ops = pyo3::types::PyList::empty(py);
+        for (name, op_args) in &self.ops {
+            ops.append((*name, op_args.clone_ref(py)))?;
+        }
+        let form = (
+            SAVED_FORM_VERSION,
+            self.reader.as_str(),
+            self.plan.desc.as_deref(),
+            ops,
+            args,
+            kwargs.cloned().unwrap_or_else(|| PyDict::new(py)),
+        );
+        let bytes = py.import("cloudpickle")?.getattr("dumps")?.call1((form,))?;
+        Ok(bytes.cast::<pyo3::types::PyBytes>()?.as_bytes().to_vec())
     }
 
     /// The registration `register(**kwargs)` asks for, validated, with its saved form. A
@@ -908,6 +958,37 @@ pub fn restore_registration(
         .borrow()
         .prepare_registration(py, Some(&kwargs), Some(id.to_string()));
     registration
+}
+
+/// A run made again from its saved form (another shard's distributed `run()`): its plan and
+/// the reader it reads here.
+pub fn restore_run(py: Python<'_>, saved: &[u8]) -> PyResult<(Plan, Box<dyn Reader>)> {
+    let form = py
+        .import("cloudpickle")?
+        .getattr("loads")?
+        .call1((pyo3::types::PyBytes::new(py, saved),))?;
+    let (version, reader, desc, ops, args, kwargs): (
+        u32,
+        String,
+        Option<String>,
+        Bound<'_, pyo3::types::PyList>,
+        Bound<'_, PyTuple>,
+        Bound<'_, PyDict>,
+    ) = form.extract()?;
+    if version != SAVED_FORM_VERSION {
+        return Err(gears_error(&format!(
+            "run saved in format {version}, this build reads {SAVED_FORM_VERSION}"
+        )));
+    }
+    let flat = Bound::new(py, PyFlatExecution::new(reader, desc))?;
+    for op in ops.iter() {
+        let (name, op_args): (String, Bound<'_, PyTuple>) = op.extract()?;
+        flat.call_method1(name.as_str(), op_args)?;
+    }
+    let flat = flat.borrow();
+    flat.check_length()?;
+    let reader = flat.run_reader(&args, Some(&kwargs))?;
+    Ok((flat.plan.clone(), reader))
 }
 
 /// `gearsCtx(reader, desc=None)`: a new plan whose first step converts records to Python.

@@ -2,6 +2,7 @@
 //! whenever the cron sees the slots change, or from `RG.CLUSTERSET`), a thread per other shard
 //! carrying messages to it, and the receiving side of those messages.
 
+pub mod executions;
 mod peer;
 
 use std::collections::HashMap;
@@ -158,6 +159,15 @@ pub fn broadcast(function: &str, payload: &[u8]) {
     });
 }
 
+/// Queues `function(payload)` for shard `to` (dropped if it is not a shard of the topology).
+pub fn send_to(to: &str, function: &str, payload: Vec<u8>) {
+    read(|state| {
+        if let Some(peer) = state.and_then(|s| s.peers.get(to)) {
+            peer.send(function, payload);
+        }
+    });
+}
+
 /// Reads `CLUSTER MYID` and `CLUSTER SLOTS`; None when Redis is not a cluster (or the reply
 /// is not understood).
 fn read_cluster_slots(ctx: &Context) -> Option<(String, Vec<SlotRange>)> {
@@ -234,6 +244,7 @@ pub fn refresh(ctx: &Context) {
 /// On the cron: a Redis Cluster whose slots changed (or that this shard has not seen yet) gets
 /// its topology read again. Redis 7.0 has no topology event, so this polls, once a second.
 pub fn watch(ctx: &Context) {
+    executions::sweep();
     static TICKS: AtomicU64 = AtomicU64::new(0);
     if !TICKS.fetch_add(1, Ordering::Relaxed).is_multiple_of(10) {
         return;
@@ -304,7 +315,7 @@ type Handler = fn(&Context, &str, &[u8]);
 fn handler(function: &str) -> Option<Handler> {
     match function {
         "RG_NetworkTest" => Some(network_test_received),
-        _ => None,
+        _ => executions::handler(function),
     }
 }
 

@@ -1,0 +1,267 @@
+//! Distributed executions (sessions-and-cluster.md C.5): an `async` `run()` in cluster mode runs
+//! on every shard under one id. The initiator sends the saved run to the other shards
+//! (`ExecutionPlan_OnReceived`); every shard's part meets the others through a
+//! [`ClusterExchange`], whose messages arrive here through RG.INNERMSGCOMMAND.
+//!
+//! Unlike RedisGears there is no received/run handshake: a shard starts its part as soon as it
+//! has the plan, and records that reach it before its part exists wait in the registry. That
+//! saves a round trip per execution; the max idle time still ends an execution a shard never
+//! runs.
+
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use cluster::exchange::{self as exchange, Message};
+use cluster::{ClusterExchange, Registry, Transport};
+use dataflow::wire::ObjectCodec;
+use dataflow::{ObjectHandle, Plan, Reader, Record};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use redis_module::Context;
+
+use crate::executions::{self, ExecutionEntry};
+use crate::python::convert::PyObj;
+use crate::python::errors::format_error;
+use crate::redis_calls::log;
+use crate::sessions::Session;
+use crate::{config, runner, threads};
+
+/// Carries a run's saved form to the other shards.
+pub const RUN_RECEIVED: &str = "ExecutionPlan_OnReceived";
+/// The initiator dropped the execution: the other shards drop their parts.
+pub const DROPPED: &str = "RG_OnDropExecutionMsgReceived";
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sends through the peer threads.
+struct PeerTransport;
+
+impl Transport for PeerTransport {
+    fn send(&self, to: &str, function: &'static str, payload: Vec<u8>) {
+        super::send_to(to, function, payload);
+    }
+}
+
+/// Python records travel as `marshal` bytes, as in RedisGears (so the same values survive, and
+/// what marshal refuses becomes an error record with marshal's message).
+struct MarshalCodec;
+
+impl ObjectCodec for MarshalCodec {
+    fn encode(&self, object: &dyn ObjectHandle, out: &mut Vec<u8>) -> Result<(), String> {
+        let Some(obj) = object.as_any().downcast_ref::<PyObj>() else {
+            return Err(String::new());
+        };
+        Python::attach(|py| {
+            let dumped = py
+                .import("marshal")
+                .and_then(|m| m.call_method1("dumps", (obj.0.bind(py),)));
+            match dumped {
+                Ok(bytes) => match bytes.cast::<PyBytes>() {
+                    Ok(b) => {
+                        out.extend_from_slice(b.as_bytes());
+                        Ok(())
+                    }
+                    Err(_) => Err(String::new()),
+                },
+                Err(e) => Err(format_error(py, &e)),
+            }
+        })
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<Record, String> {
+        Python::attach(|py| {
+            py.import("marshal")
+                .and_then(|m| m.call_method1("loads", (PyBytes::new(py, bytes),)))
+                .map(crate::python::convert::object_record)
+                .map_err(|e| format_error(py, &e))
+        })
+    }
+}
+
+/// The max idle time of executions starting now (ExecutionMaxIdleTime).
+fn max_idle() -> Duration {
+    Duration::from_millis(config::read().execution_max_idle_time.max(1) as u64)
+}
+
+/// This shard's part of distributed execution `id` started by `initiator`.
+fn start_part(
+    plan: Plan,
+    reader: Box<dyn Reader>,
+    session: Arc<Session>,
+    id: Option<String>,
+    initiator: String,
+) -> Result<Arc<ExecutionEntry>, String> {
+    let topology =
+        super::topology().ok_or("Cluster is not initialized, can not start executions.")?;
+    let idle = max_idle();
+    runner::start_distributed(
+        plan,
+        reader,
+        session,
+        id,
+        move |entry, wakeup| {
+            let exchange = Arc::new(ClusterExchange::new(
+                entry.id.clone(),
+                initiator,
+                topology,
+                Arc::new(PeerTransport),
+                Arc::new(MarshalCodec),
+                wakeup,
+                idle,
+            ));
+            registry().insert(exchange.clone());
+            exchange
+        },
+        Box::new(|entry| registry().remove(&entry.id)),
+    )
+}
+
+/// An `async` `run()` from a script in cluster mode: this shard's part, started, and the saved
+/// run sent to every other shard.
+pub fn start(
+    plan: Plan,
+    reader: Box<dyn Reader>,
+    session: Arc<Session>,
+    saved: Vec<u8>,
+) -> Result<Arc<ExecutionEntry>, String> {
+    let me = super::topology()
+        .map(|t| t.my_id.clone())
+        .ok_or("Cluster is not initialized, can not start executions.")?;
+    let entry = start_part(plan, reader, session, None, me)?;
+    entry.set_distributed_initiator();
+    let mut payload = Vec::with_capacity(saved.len() + 64);
+    put_bytes(&mut payload, entry.id.as_bytes());
+    payload.extend_from_slice(&saved);
+    super::broadcast(RUN_RECEIVED, &payload);
+    Ok(entry)
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn take_text(input: &mut &[u8]) -> Option<String> {
+    let len = u32::from_le_bytes(input.get(..4)?.try_into().ok()?) as usize;
+    let text = input.get(4..4 + len)?;
+    let text = String::from_utf8_lossy(text).into_owned();
+    *input = &input[4 + len..];
+    Some(text)
+}
+
+/// `ExecutionPlan_OnReceived`: this shard's part of another shard's run, made from its saved
+/// form on an execution thread (unpickling is not for the main thread). A shard that cannot
+/// make it ends the execution everywhere, with the reason.
+fn run_received(_ctx: &Context, sender: &str, payload: &[u8]) {
+    let mut input = payload;
+    let Some(id) = take_text(&mut input) else {
+        log(
+            "warning",
+            &format!("a run from shard {sender} had no execution id"),
+        );
+        return;
+    };
+    let (saved, initiator) = (input.to_vec(), sender.to_string());
+    let queued = threads::run_execution(move || {
+        crate::python::context::register_gears_thread();
+        let restored = Python::attach(|py| {
+            crate::python::native::restore_run(py, &saved).map_err(|e| format_error(py, &e))
+        });
+        let started = restored.and_then(|(plan, reader)| {
+            start_part(
+                plan,
+                reader,
+                Session::new(None, None),
+                Some(id.clone()),
+                initiator.clone(),
+            )
+        });
+        if let Err(e) = started {
+            fail_unstarted(&id, &initiator, &e);
+        }
+    });
+    if !queued {
+        log("warning", "a run from another shard could not be queued");
+    }
+}
+
+/// Ends execution `id`, which this shard could not start, on every shard.
+fn fail_unstarted(id: &str, initiator: &str, error: &str) {
+    let me = super::topology()
+        .map(|t| t.my_id.clone())
+        .unwrap_or_default();
+    let error = format!("shard {me} could not run the execution: {error}");
+    log(
+        "warning",
+        &format!("execution {id} (from {initiator}): {error}"),
+    );
+    let payload = exchange::encode_message(id, &Message::Failed { error });
+    super::broadcast(exchange::EXECUTION_FAILED, &payload);
+}
+
+/// An exchange message (records, done, ended, failed) for the execution it names.
+fn exchange_message(_ctx: &Context, sender: &str, function: &str, payload: &[u8]) {
+    match exchange::decode_message(function, payload) {
+        Some(Ok((id, message))) => registry().deliver(&id, sender, message),
+        Some(Err(e)) => log(
+            "warning",
+            &format!("a broken {function} message from shard {sender}: {e}"),
+        ),
+        None => {}
+    }
+}
+
+/// `RG_OnDropExecutionMsgReceived`: the initiator dropped the execution.
+fn dropped(_ctx: &Context, _sender: &str, payload: &[u8]) {
+    let id = String::from_utf8_lossy(payload);
+    if let Some(entry) = executions::get(&id) {
+        if !entry.status().is_finished() {
+            entry.request_abort();
+        }
+        executions::remove(&id);
+    }
+}
+
+/// The initiator drops a distributed execution: so do the other shards.
+pub fn drop_everywhere(id: &str) {
+    super::broadcast(DROPPED, id.as_bytes());
+}
+
+/// An abort of a distributed execution reaches its parts on the other shards.
+pub fn abort_everywhere(id: &str) {
+    if let Some(exchange) = registry().get(id) {
+        exchange.fail_everywhere("Execution was aborted");
+    }
+}
+
+/// Receives `function`'s messages, if it is one of the distributed execution protocol.
+pub fn handler(function: &str) -> Option<fn(&Context, &str, &[u8])> {
+    Some(match function {
+        RUN_RECEIVED => run_received,
+        DROPPED => dropped,
+        exchange::COLLECT_RECORDS => |c, s, p| exchange_message(c, s, exchange::COLLECT_RECORDS, p),
+        exchange::COLLECT_DONE => |c, s, p| exchange_message(c, s, exchange::COLLECT_DONE, p),
+        exchange::REPARTITION_RECORDS => {
+            |c, s, p| exchange_message(c, s, exchange::REPARTITION_RECORDS, p)
+        }
+        exchange::REPARTITION_DONE => {
+            |c, s, p| exchange_message(c, s, exchange::REPARTITION_DONE, p)
+        }
+        exchange::EXECUTION_ENDED => |c, s, p| exchange_message(c, s, exchange::EXECUTION_ENDED, p),
+        exchange::EXECUTION_FAILED => {
+            |c, s, p| exchange_message(c, s, exchange::EXECUTION_FAILED, p)
+        }
+        _ => return None,
+    })
+}
+
+/// On the cron: executions waiting past their max idle time end; records for executions that
+/// never came here are forgotten.
+pub fn sweep() {
+    let forget_after = max_idle().max(Duration::from_secs(60));
+    registry().sweep(Instant::now(), forget_after);
+}
