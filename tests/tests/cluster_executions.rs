@@ -199,3 +199,124 @@ GB().map(slow).run()";
     assert_eq!(cmd(&mut con, &["PING"]), Reply::Simple("PONG".into()));
     cluster.nodes[2].stop();
 }
+
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The ids RG.DUMPEXECUTIONS lists on a node.
+fn listed(con: &mut redis::Connection) -> Vec<String> {
+    cmd(con, &["RG.DUMPEXECUTIONS"])
+        .items()
+        .iter()
+        .map(|e| e.items()[1].as_str().to_string())
+        .collect()
+}
+
+/// `field` of a `shard_id/execution_plan` view.
+fn plan_field(view: &Reply, field: &str) -> Reply {
+    let plan = view.items()[3].items();
+    let at = plan
+        .iter()
+        .position(|f| *f == Reply::bulk(field))
+        .unwrap_or_else(|| panic!("no {field} in {view:?}"));
+    plan[at + 1].clone()
+}
+
+#[test]
+fn executions_are_seen_dropped_and_aborted_cluster_wide() {
+    let cluster = cluster_with_data();
+    let mut cons: Vec<redis::Connection> = cluster.nodes.iter().map(|n| n.con()).collect();
+    let id = pyexecute(
+        &mut cons[0],
+        "GB().map(lambda r: r['key']).run()",
+        &["UNBLOCKING"],
+    )
+    .as_str()
+    .to_string();
+    eventually("the execution ended", || {
+        matches!(cmd(&mut cons[0], &["RG.GETRESULTS", &id]), Reply::Arr(_))
+    });
+    // Every shard has its part under the same id.
+    for con in cons.iter_mut() {
+        assert!(listed(con).contains(&id), "{:?}", listed(con));
+    }
+    // The cluster view has one entry per shard; SHARD only this one's.
+    let views = cmd(&mut cons[1], &["RG.GETEXECUTION", &id]);
+    assert_eq!(views.items().len(), 3, "{views:?}");
+    let mut shard_ids: Vec<String> = views
+        .items()
+        .iter()
+        .map(|v| v.items()[1].as_str().to_string())
+        .collect();
+    shard_ids.sort();
+    let mut node_ids: Vec<String> = cons
+        .iter_mut()
+        .map(|c| cmd(c, &["CLUSTER", "MYID"]).as_str().to_string())
+        .collect();
+    node_ids.sort();
+    assert_eq!(shard_ids, node_ids);
+    let mut results = 0;
+    for view in views.items() {
+        assert_eq!(plan_field(view, "status"), Reply::bulk("done"));
+        results += match plan_field(view, "results") {
+            Reply::Int(n) => n,
+            other => panic!("{other:?}"),
+        };
+    }
+    // Every record was collected on the initiator.
+    assert_eq!(results, data().len() as i64);
+    let mine = cmd(&mut cons[1], &["RG.GETEXECUTION", &id, "SHARD"]);
+    assert_eq!(mine.items().len(), 1);
+    assert_eq!(
+        mine.items()[0].items()[1],
+        cmd(&mut cons[1], &["CLUSTER", "MYID"])
+    );
+    assert_eq!(
+        cmd(&mut cons[1], &["RG.GETEXECUTION", &id, "NOPE"]),
+        Reply::err("unknown subcommand")
+    );
+    // The helper executions of the cluster view are gone from every shard.
+    for con in cons.iter_mut() {
+        eventually("helpers dropped", || listed(con) == [id.clone()]);
+    }
+    // Dropping it on the initiator drops every part.
+    assert_eq!(cmd(&mut cons[0], &["RG.DROPEXECUTION", &id]), Reply::ok());
+    for con in cons.iter_mut() {
+        eventually("every part dropped", || !listed(con).contains(&id));
+    }
+    // A blocking run leaves nothing behind on any shard.
+    let reply = pyexecute(&mut cons[2], "GB().count().run()", &[]);
+    assert_eq!(reply, Reply::results(&[&data().len().to_string()], &[]));
+    for con in cons.iter_mut() {
+        eventually("nothing listed", || listed(con).is_empty());
+    }
+    // An abort on the initiator ends every part.
+    let id = pyexecute(
+        &mut cons[0],
+        "
+import time
+def slow(r):
+    time.sleep(0.05)
+    return r
+GB().map(slow).run()",
+        &["UNBLOCKING"],
+    )
+    .as_str()
+    .to_string();
+    for con in cons.iter_mut() {
+        eventually("every part started", || listed(con).contains(&id));
+    }
+    assert_eq!(cmd(&mut cons[0], &["RG.ABORTEXECUTION", &id]), Reply::ok());
+    for con in cons.iter_mut() {
+        eventually("every part ended", || {
+            let view = cmd(con, &["RG.GETEXECUTION", &id, "SHARD"]);
+            matches!(view, Reply::Err(_))
+                || plan_field(&view.items()[0], "status") != Reply::bulk("running")
+        });
+    }
+}

@@ -168,27 +168,58 @@ fn local_view(entry: &ExecutionEntry) -> Reply {
 }
 
 /// `RG.GETEXECUTION <id> [SHARD|CLUSTER]`.
-pub fn get_execution(_ctx: &Context, args: Vec<RedisString>) -> Answer {
+pub fn get_execution(ctx: &Context, args: Vec<RedisString>) -> Answer {
     if args.len() < 2 || args.len() > 3 {
         return Answer::WrongArity;
     }
     let Some(entry) = lookup(&args[1]) else {
         return Reply::error(NOT_FOUND).into();
     };
+    let cluster = crate::shards::is_cluster();
     if let Some(view) = args.get(2) {
         let view = String::from_utf8_lossy(view.as_slice()).to_ascii_uppercase();
         match view.as_str() {
-            "SHARD" => {}
-            "CLUSTER" => {
+            "SHARD" => return Reply::Array(vec![local_view(&entry)]).into(),
+            "CLUSTER" if !cluster => {
                 return Reply::error(
                     "no cluster detected - use `RG.GETEXECUTION <id> [SHARD]` instead",
                 )
                 .into()
             }
+            "CLUSTER" => {}
             _ => return Reply::error("unknown subcommand").into(),
         }
     }
-    Reply::Array(vec![local_view(&entry)]).into()
+    if !cluster {
+        return Reply::Array(vec![local_view(&entry)]).into();
+    }
+    cluster_view(ctx, &entry.id)
+}
+
+/// The cluster view (commands.md §3.2): like RedisGears, a helper execution runs
+/// `RG.GETEXECUTION <id> SHARD` on every shard and collects the views; shards that do not know
+/// the execution are left out, and the helper is dropped once the client has the reply.
+fn cluster_view(ctx: &Context, id: &str) -> Answer {
+    // `id` is the id of a listed execution (hex, `-`, digits): safe inside the quotes.
+    let script = format!(
+        "GB('ShardsIDReader').map(lambda r: execute('RG.GETEXECUTION', '{id}', 'SHARD'))\
+         .flatmap(lambda views: views).run(convertToStr=False)"
+    );
+    let session = crate::sessions::Session::new(None, None);
+    let helper = match crate::python::run_script(ctx, script.as_bytes(), &session) {
+        Ok(outcome) => outcome.execution,
+        Err(e) => return Reply::error(e).into(),
+    };
+    let Some(helper) = helper else {
+        return Reply::error("failed creating execution").into();
+    };
+    let client = BlockedClient::block(ctx, 0);
+    let helper_id = helper.id.clone();
+    helper.when_done(move |outcome| {
+        executions::remove(&helper_id);
+        client.reply(Reply::Array(outcome.results.clone()));
+    });
+    Answer::NoReply
 }
 
 /// How long an abort waits for `gears.forcestopped` to end a running execution before it also
