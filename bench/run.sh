@@ -9,4 +9,5 @@ export PYO3_PYTHON=/usr/bin/python3.11
 cargo build --release -p redisgears -p gears-bench
 target/release/reqs-install "$@"
 target/release/stream-registrations "$@"
+target/release/cluster-executions "$@"
 exec target/release/gears-bench "$@"

@@ -16,6 +16,7 @@ use cluster::{ClusterExchange, Registry, Transport};
 use dataflow::wire::ObjectCodec;
 use dataflow::{ObjectHandle, Plan, Reader, Record};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyBytes;
 use redis_module::Context;
 
@@ -50,15 +51,26 @@ impl Transport for PeerTransport {
 /// what marshal refuses becomes an error record with marshal's message).
 struct MarshalCodec;
 
+/// `marshal.dumps` and `marshal.loads`, looked up once: they run once per shipped record.
+static MARSHAL: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
+
+fn marshal(py: Python<'_>) -> PyResult<&(Py<PyAny>, Py<PyAny>)> {
+    MARSHAL.get_or_try_init(py, || {
+        let module = py.import("marshal")?;
+        Ok((
+            module.getattr("dumps")?.unbind(),
+            module.getattr("loads")?.unbind(),
+        ))
+    })
+}
+
 impl ObjectCodec for MarshalCodec {
     fn encode(&self, object: &dyn ObjectHandle, out: &mut Vec<u8>) -> Result<(), String> {
         let Some(obj) = object.as_any().downcast_ref::<PyObj>() else {
             return Err(String::new());
         };
         Python::attach(|py| {
-            let dumped = py
-                .import("marshal")
-                .and_then(|m| m.call_method1("dumps", (obj.0.bind(py),)));
+            let dumped = marshal(py).and_then(|(dumps, _)| dumps.bind(py).call1((obj.0.bind(py),)));
             match dumped {
                 Ok(bytes) => match bytes.cast::<PyBytes>() {
                     Ok(b) => {
@@ -74,8 +86,8 @@ impl ObjectCodec for MarshalCodec {
 
     fn decode(&self, bytes: &[u8]) -> Result<Record, String> {
         Python::attach(|py| {
-            py.import("marshal")
-                .and_then(|m| m.call_method1("loads", (PyBytes::new(py, bytes),)))
+            marshal(py)
+                .and_then(|(_, loads)| loads.bind(py).call1((PyBytes::new(py, bytes),)))
                 .map(crate::python::convert::object_record)
                 .map_err(|e| format_error(py, &e))
         })
