@@ -239,6 +239,7 @@ pub fn start_distributed(
     plan: Plan,
     reader: Box<dyn Reader>,
     session: Arc<Session>,
+    future: Option<Py<PyAny>>,
     id: Option<String>,
     exchange: impl FnOnce(&Arc<ExecutionEntry>, Arc<dataflow::Wakeup>) -> Arc<dyn dataflow::Exchange>,
     after: After,
@@ -257,7 +258,7 @@ pub fn start_distributed(
         hook: None,
         link: None,
         after: Some(after),
-        future: None,
+        future,
     });
     if !threads::run_execution(move || job.drive()) {
         executions::remove(&entry.id);

@@ -109,6 +109,18 @@ fn every_shard_runs_its_part_and_the_ids_say_which() {
         outcome(&mut con, script, true),
         (vec!["30".to_string()], vec![])
     );
+    // A run from inside a step runs on every shard too: each shard's coroutine awaits a run
+    // that sees all the keys.
+    let script = "
+async def nested(r):
+    res = await GB().map(lambda x: x['key']).run()
+    return len(res[0]) if not res[1] else res[1]
+GB('ShardsIDReader').map(nested).run()";
+    let total = data().len().to_string();
+    assert_eq!(
+        outcome(&mut con, script, false),
+        (vec![total.clone(), total.clone(), total], vec![])
+    );
     // Without a collect only the initiator's own records come back (§8.4), but every shard ran
     // its part before the reply: each wrote its marker key.
     let script = "
@@ -241,6 +253,12 @@ fn executions_are_seen_dropped_and_aborted_cluster_wide() {
     eventually("the execution ended", || {
         matches!(cmd(&mut cons[0], &["RG.GETRESULTS", &id]), Reply::Arr(_))
     });
+    assert_eq!(
+        cmd(&mut cons[0], &["RG.GETRESULTSBLOCKING", &id]).items()[0]
+            .items()
+            .len(),
+        data().len()
+    );
     // Every shard has its part under the same id.
     for con in cons.iter_mut() {
         assert!(listed(con).contains(&id), "{:?}", listed(con));

@@ -672,26 +672,18 @@ impl PyFlatExecution {
                     .unbind(),
             )
         };
-        // In a cluster an `async` run from a script runs on every shard (§8.4).
-        // TODO(#17): runs from inside a step or coroutine stay on this shard.
-        let distributed = mode == "async" && future.is_none() && crate::shards::is_cluster();
-        let entry = if distributed {
+        // In a cluster an `async` run runs on every shard (§8.4).
+        let returned = future.as_ref().map(|f| f.clone_ref(py));
+        let entry = if mode == "async" && crate::shards::is_cluster() {
             check_picklable(py, &self.callbacks)?;
             let saved = self.saved_run_form(py, args, kwargs)?;
-            crate::shards::executions::start(self.plan.clone(), reader, session, saved)
-                .map_err(|e| gears_error(&e))?
+            crate::shards::executions::start(self.plan.clone(), reader, session, future, saved)
         } else {
-            let returned = future.as_ref().map(|f| f.clone_ref(py));
-            let entry = crate::runner::start(self.plan.clone(), reader, session, future)
-                .map_err(|e| gears_error(&e))?;
-            if let Some(returned) = returned {
-                context::script_started(&entry);
-                return Ok(returned);
-            }
-            entry
-        };
+            crate::runner::start(self.plan.clone(), reader, session, future)
+        }
+        .map_err(|e| gears_error(&e))?;
         context::script_started(&entry);
-        Ok(py.None())
+        Ok(returned.unwrap_or_else(|| py.None()))
     }
 
     #[pyo3(signature = (**kwargs))]

@@ -104,18 +104,25 @@ fn start_part(
     plan: Plan,
     reader: Box<dyn Reader>,
     session: Arc<Session>,
+    future: Option<Py<PyAny>>,
     id: Option<String>,
     initiator: String,
 ) -> Result<Arc<ExecutionEntry>, String> {
     let topology =
         super::topology().ok_or("Cluster is not initialized, can not start executions.")?;
     let idle = max_idle();
+    let initiating = id.is_none();
     runner::start_distributed(
         plan,
         reader,
         session,
+        future,
         id,
         move |entry, wakeup| {
+            if initiating {
+                // Before it can end: dropping it then drops the other parts.
+                entry.set_distributed_initiator();
+            }
             let exchange = Arc::new(ClusterExchange::new(
                 entry.id.clone(),
                 initiator,
@@ -132,19 +139,19 @@ fn start_part(
     )
 }
 
-/// An `async` `run()` from a script in cluster mode: this shard's part, started, and the saved
-/// run sent to every other shard.
+/// An `async` `run()` in cluster mode: this shard's part, started, and the saved run sent to
+/// every other shard. With `future` (a run from inside a step or coroutine) the results go to it.
 pub fn start(
     plan: Plan,
     reader: Box<dyn Reader>,
     session: Arc<Session>,
+    future: Option<Py<PyAny>>,
     saved: Vec<u8>,
 ) -> Result<Arc<ExecutionEntry>, String> {
     let me = super::topology()
         .map(|t| t.my_id.clone())
         .ok_or("Cluster is not initialized, can not start executions.")?;
-    let entry = start_part(plan, reader, session, None, me)?;
-    entry.set_distributed_initiator();
+    let entry = start_part(plan, reader, session, future, None, me)?;
     let mut payload = Vec::with_capacity(saved.len() + 64);
     put_bytes(&mut payload, entry.id.as_bytes());
     payload.extend_from_slice(&saved);
@@ -188,6 +195,7 @@ fn run_received(_ctx: &Context, sender: &str, payload: &[u8]) {
                 plan,
                 reader,
                 Session::new(None, None),
+                None,
                 Some(id.clone()),
                 initiator.clone(),
             )
