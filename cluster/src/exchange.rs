@@ -161,6 +161,8 @@ struct State {
     inboxes: HashMap<usize, Inbox>,
     /// The shards whose part ended (the initiator's count).
     ended: HashSet<String>,
+    /// The shards heard from about this execution: they have their part.
+    heard_from: HashSet<String>,
     peer_errors: Vec<String>,
     /// Since when the execution waits for other shards, and for which; None while it runs.
     waiting: Option<(Instant, Vec<String>)>,
@@ -242,6 +244,9 @@ impl ClusterExchange {
     pub fn deliver(&self, sender: &str, message: Message) {
         {
             let mut state = self.lock();
+            if !state.heard_from.contains(sender) {
+                state.heard_from.insert(sender.to_string());
+            }
             match message {
                 Message::Records { step, batch } => {
                     state.inboxes.entry(step).or_default().batches.push(batch)
@@ -312,6 +317,13 @@ impl ClusterExchange {
             );
         }
         self.wakeup.wake();
+    }
+
+    /// (shards known to have their part, shards whose part ended), other than this one: what
+    /// RG.GETEXECUTION shows as `shards_received` and `shards_completed` on the initiator.
+    pub fn shard_counts(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.heard_from.len(), state.ended.len())
     }
 
     fn flush(&self, step: usize, kind: ExchangeKind, to: &str, batch: Vec<u8>) {

@@ -68,6 +68,9 @@ pub struct ExecutionEntry {
     python_thread: AtomicU64,
     /// This shard started it and other shards run parts of it (dropping it drops theirs).
     distributed_initiator: AtomicBool,
+    /// For a distributed execution's initiator: how many other shards have their part and how
+    /// many ended it (RG.GETEXECUTION's `shards_received` and `shards_completed`).
+    shard_counts: std::sync::OnceLock<Arc<dyn Fn() -> (usize, usize) + Send + Sync>>,
     state: Mutex<EntryState>,
 }
 
@@ -110,8 +113,17 @@ impl ExecutionEntry {
         f(self.python_thread.load(Ordering::SeqCst))
     }
 
-    pub fn set_distributed_initiator(&self) {
+    /// Marks this shard as the initiator of a distributed execution; `counts` says how many
+    /// other shards have their part and how many ended it.
+    pub fn set_distributed_initiator(&self, counts: Arc<dyn Fn() -> (usize, usize) + Send + Sync>) {
+        let _ = self.shard_counts.set(counts);
         self.distributed_initiator.store(true, Ordering::SeqCst);
+    }
+
+    /// (shards_received, shards_completed): 0 and 0 except on a distributed execution's
+    /// initiator.
+    pub fn shard_counts(&self) -> (usize, usize) {
+        self.shard_counts.get().map_or((0, 0), |counts| counts())
     }
 
     pub fn is_distributed_initiator(&self) -> bool {
@@ -216,6 +228,7 @@ pub fn create(
         wakeup: execution.wakeup(),
         python_thread: AtomicU64::new(0),
         distributed_initiator: AtomicBool::new(false),
+        shard_counts: std::sync::OnceLock::new(),
         state: Mutex::new(EntryState {
             status: Status::Created,
             outcome: None,

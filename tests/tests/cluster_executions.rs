@@ -278,9 +278,14 @@ fn executions_are_seen_dropped_and_aborted_cluster_wide() {
         .collect();
     node_ids.sort();
     assert_eq!(shard_ids, node_ids);
+    let initiator = cmd(&mut cons[0], &["CLUSTER", "MYID"]);
     let mut results = 0;
     for view in views.items() {
         assert_eq!(plan_field(view, "status"), Reply::bulk("done"));
+        // Only the initiator counts the other shards (C.7).
+        let others = if view.items()[1] == initiator { 2 } else { 0 };
+        assert_eq!(plan_field(view, "shards_received"), Reply::Int(others));
+        assert_eq!(plan_field(view, "shards_completed"), Reply::Int(others));
         results += match plan_field(view, "results") {
             Reply::Int(n) => n,
             other => panic!("{other:?}"),

@@ -207,8 +207,8 @@ fn respond(client: Option<BlockedClient>, reply: Reply) -> Answer {
     }
 }
 
-/// Runs the script and replies as commands.md §2.3 says; the requirements of a script that
-/// registered or ran something enter the table (requirements.md §2.4).
+/// Runs the script and replies as commands.md §2.3 says; the requirements of a script that did
+/// not fail enter the table (requirements.md §2.4, without its quirk).
 fn finish(
     ctx: &Context,
     script: &[u8],
@@ -232,10 +232,13 @@ fn finish(
         apply_batch(ctx, &session, replaced, outcome.registrations);
         return respond(client, Reply::ok());
     }
+    // A script that neither registered nor ran anything (gears-cli `install-requirements`)
+    // keeps its requirements too: RedisGears released them at once (requirements.md §2.4), so
+    // that command installed nothing that lasted.
+    publish_requirements(ctx, &session);
     let Some(entry) = outcome.execution else {
         return respond(client, Reply::ok());
     };
-    publish_requirements(ctx, &session);
     if options.unblocking {
         return respond(client, Reply::bulk(entry.id.as_str()));
     }

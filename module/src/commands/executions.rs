@@ -127,13 +127,14 @@ fn local_view(entry: &ExecutionEntry) -> Reply {
     } else {
         0
     };
+    let (received, completed) = entry.shard_counts();
     let plan = Reply::Array(vec![
         Reply::bulk("status"),
         Reply::bulk(entry.status().name()),
         Reply::bulk("shards_received"),
-        Reply::Integer(0),
+        Reply::Integer(received as i64),
         Reply::bulk("shards_completed"),
-        Reply::Integer(0),
+        Reply::Integer(completed as i64),
         Reply::bulk("results"),
         Reply::Integer(results),
         Reply::bulk("errors"),

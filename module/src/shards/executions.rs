@@ -119,10 +119,6 @@ fn start_part(
         future,
         id,
         move |entry, wakeup| {
-            if initiating {
-                // Before it can end: dropping it then drops the other parts.
-                entry.set_distributed_initiator();
-            }
             let exchange = Arc::new(ClusterExchange::new(
                 entry.id.clone(),
                 initiator,
@@ -132,6 +128,11 @@ fn start_part(
                 wakeup,
                 idle,
             ));
+            if initiating {
+                // Before it can end: dropping it then drops the other parts.
+                let counted = exchange.clone();
+                entry.set_distributed_initiator(Arc::new(move || counted.shard_counts()));
+            }
             registry().insert(exchange.clone());
             exchange
         },
