@@ -373,13 +373,19 @@ res, errs = GRB('KeysReader', r=r).map(lambda x: 1 / 0).run()
 out['failed'] = [len(res), len(errs)]
 out['register'] = GRB('CommandReader', r=r).map(lambda x: 'got ' + x[1]).register(trigger='hello')
 out['trigger'] = r.execute_command('RG.TRIGGER', 'hello', 'there')
+res, errs = GearsRemoteBuilder('ShardsIDReader', r=r, requirements=['app'], addClientToRequirements=False).map(lambda x: __import__('app').VERSION).run()
+out['with_requirements'] = [res, errs]
 out['default_requirement'] = default_requirement
 print(json.dumps(out, default=str))
 "#;
 
 #[test]
 fn gearsclient_remote_builder_runs_and_registers() {
-    let server = Server::start();
+    let index = TestIndex::start(Format::Json);
+    index.add(&wheel("tiny", "0.2"));
+    index.add(&wheel("app", "1.0").requires(&["tiny"]));
+    let cache = tempfile::tempdir().unwrap();
+    let server = Server::with_index(&index.url, cache.path());
     let out: serde_json::Value =
         serde_json::from_str(&python(&gearsclient_python(), GEARSCLIENT, server.port)).unwrap();
     assert_eq!(out["even"], serde_json::json!([0, 2, 4, 6, 8]));
@@ -395,6 +401,7 @@ fn gearsclient_remote_builder_runs_and_registers() {
     assert_eq!(out["failed"], serde_json::json!([0, 1]));
     assert_eq!(out["register"], "b'OK'");
     assert_eq!(out["trigger"], serde_json::json!(["b'got there'"]));
+    assert_eq!(out["with_requirements"], serde_json::json!([["1.0"], []]));
     assert!(
         out["default_requirement"]
             .as_str()
