@@ -24,6 +24,7 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> Answer {
         return Reply::error("execution is not registered").into();
     }
     persist::replicate_unregister(ctx, &args[1], abort_pending);
+    crate::shards::registrations::broadcast_unregister(&args[1], abort_pending);
     Reply::ok().into()
 }
 

@@ -703,7 +703,10 @@ impl PyFlatExecution {
             let batch = crate::persist::Batch::of(&session, None, &[], &pending);
             registrations::apply(*pending, &session);
             // Replicas and the AOF learn of it too (Redis lock first: the GIL is let go).
-            py.detach(|| redis_calls::with_redis_lock(|ctx| batch.replicate(ctx)));
+            py.detach(|| {
+                redis_calls::with_redis_lock(|ctx| batch.replicate(ctx));
+                crate::shards::registrations::broadcast_batch(&batch);
+            });
         }
         Ok(id)
     }

@@ -4,6 +4,7 @@
 
 pub mod executions;
 mod peer;
+pub mod registrations;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -315,7 +316,7 @@ type Handler = fn(&Context, &str, &[u8]);
 fn handler(function: &str) -> Option<Handler> {
     match function {
         "RG_NetworkTest" => Some(network_test_received),
-        _ => executions::handler(function),
+        _ => executions::handler(function).or_else(|| registrations::handler(function)),
     }
 }
 
