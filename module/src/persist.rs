@@ -251,12 +251,12 @@ fn owners(table: &[Arc<registrations::Registration>]) -> Vec<Arc<Session>> {
     owners
 }
 
-/// Sends every registration to the AOF (and replicas) again, one batch per session.
-pub fn replicate_all(ctx: &Context) {
+/// Every registration, one batch per session.
+pub fn all_batches() -> Vec<Batch> {
     let table = registrations::all();
-    let owners = owners(&table);
-    for session in owners {
-        let batch = Batch {
+    owners(&table)
+        .into_iter()
+        .map(|session| Batch {
             session: SavedSession::of(&session),
             unlink: None,
             unregister: Vec::new(),
@@ -265,7 +265,13 @@ pub fn replicate_all(ctx: &Context) {
                 .filter(|r| Arc::ptr_eq(&r.session, &session))
                 .map(|r| (r.id.clone(), r.saved.clone()))
                 .collect(),
-        };
+        })
+        .collect()
+}
+
+/// Sends every registration to the AOF (and replicas) again, one batch per session.
+pub fn replicate_all(ctx: &Context) {
+    for batch in all_batches() {
         batch.replicate(ctx);
     }
 }

@@ -277,6 +277,63 @@ impl Cluster {
         cluster
     }
 
+    /// Starts one more node, joins it with `redis-cli --cluster add-node` and gives it its share
+    /// of the slots (`rebalance --cluster-use-empty-masters`, keys moving with them); returns
+    /// its index in `nodes` once every node's module sees every other.
+    pub fn add_node(&mut self) -> usize {
+        let node = Server::try_start_on(free_cluster_port(), CLUSTER_ARGS, &[])
+            .unwrap_or_else(|f| panic!("a cluster node did not start:\n{}", f.log));
+        let existing = format!("127.0.0.1:{}", self.nodes[0].port);
+        let added = format!("127.0.0.1:{}", node.port);
+        self.nodes.push(node);
+        let run = |args: &[&str]| {
+            let out = Command::new("redis-cli")
+                .args(args)
+                .output()
+                .expect("redis-cli on PATH");
+            assert!(
+                out.status.success(),
+                "redis-cli {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        };
+        run(&["--cluster", "add-node", &added, &existing]);
+        // Every node must know the new one, and agree on the slots, before slots move.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let known = format!("cluster_known_nodes:{}", self.nodes.len());
+        let agreed = || {
+            Command::new("redis-cli")
+                .args(["--cluster", "check", &existing])
+                .output()
+                .is_ok_and(|o| {
+                    o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("[ERR]")
+                })
+        };
+        while !self
+            .nodes
+            .iter()
+            .all(|n| match cmd(&mut n.con(), &["CLUSTER", "INFO"]) {
+                Reply::Bulk(b) => {
+                    let info = String::from_utf8_lossy(&b);
+                    info.contains(&known) && info.contains("cluster_state:ok")
+                }
+                _ => false,
+            })
+            || !agreed()
+        {
+            assert!(Instant::now() < deadline, "the new node did not join");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        run(&[
+            "--cluster",
+            "rebalance",
+            &existing,
+            "--cluster-use-empty-masters",
+        ]);
+        self.wait_ready();
+        self.nodes.len() - 1
+    }
+
     /// Writes every `(key, value)` on the node owning the key's slot (read from CLUSTER SLOTS).
     pub fn set_all(&self, pairs: &[(String, String)]) {
         let mut con = self.nodes[0].con();

@@ -79,6 +79,7 @@ pub fn set_topology(topology: Topology) {
     let mut state = STATE.write().unwrap_or_else(|e| e.into_inner());
     let mut old_peers = state.take().map(|s| s.peers).unwrap_or_default();
     let mut peers = HashMap::new();
+    let mut new_peers = Vec::new();
     if topology.is_cluster() {
         for node in topology.peers() {
             let kept = old_peers.remove(&node.id).filter(|p| {
@@ -86,7 +87,10 @@ pub fn set_topology(topology: Topology) {
                     && p.node.port == node.port
                     && p.node.password == node.password
             });
-            let peer = kept.unwrap_or_else(|| Peer::start(node.clone(), identity));
+            let peer = kept.unwrap_or_else(|| {
+                new_peers.push(node.id.clone());
+                Peer::start(node.clone(), identity)
+            });
             peers.insert(node.id.clone(), peer);
         }
     }
@@ -105,6 +109,9 @@ pub fn set_topology(topology: Topology) {
     });
     drop(state);
     received().clear();
+    // A shard this one did not reach before (it joined, or this shard just formed the
+    // cluster) gets the registrations.
+    registrations::send_all_to(&new_peers);
 }
 
 /// The topology, if there is one.

@@ -3,8 +3,9 @@
 //! applies RG.INNERREGISTER (and passes it on to its own replicas and AOF); an RG.UNREGISTER
 //! likewise. Each shard's copy then fires on that shard's events.
 //!
-//! Not yet: the requirement wheels of a session (a shard without them refuses the batch, logged),
-//! and shards that join later.
+//! A shard that joins gets every registration from each shard that sees it appear.
+//!
+//! Not yet: the requirement wheels of a session (a shard without them refuses the batch, logged).
 
 use redis_module::Context;
 
@@ -20,6 +21,20 @@ pub const UNREGISTER: &str = "RG_InnerUnregister";
 pub fn broadcast_batch(batch: &Batch) {
     if super::is_cluster() {
         super::broadcast(BATCH, &batch.encode());
+    }
+}
+
+/// Sends every registration to each of `peers` (shards that may not have them: they joined
+/// the cluster). Applying a batch twice is harmless: it replaces its own registrations.
+pub fn send_all_to(peers: &[String]) {
+    if peers.is_empty() {
+        return;
+    }
+    for batch in persist::all_batches() {
+        let encoded = batch.encode();
+        for peer in peers {
+            super::send_to(peer, BATCH, encoded.clone());
+        }
     }
 }
 
