@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use dataflow::wire::{self, ObjectCodec, WireError};
+use dataflow::wire::{self, put_bytes, take_bytes, take_u32, ObjectCodec, WireError};
 use dataflow::{Exchange, ExchangeKind, Record, Wakeup};
 
 use crate::slots::key_slot;
@@ -49,28 +49,8 @@ pub enum Message {
     Failed { error: String },
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(bytes);
-}
-
-fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], WireError> {
-    if input.len() < n {
-        return Err(WireError::Truncated);
-    }
-    let (head, rest) = input.split_at(n);
-    *input = rest;
-    Ok(head)
-}
-
-fn take_u32(input: &mut &[u8]) -> Result<u32, WireError> {
-    let b = take(input, 4)?;
-    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
-
 fn take_text(input: &mut &[u8]) -> Result<String, WireError> {
-    let len = take_u32(input)? as usize;
-    Ok(String::from_utf8_lossy(take(input, len)?).into_owned())
+    Ok(String::from_utf8_lossy(take_bytes(input)?).into_owned())
 }
 
 /// The payload of a message about execution `id`.

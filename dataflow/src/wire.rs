@@ -37,7 +37,8 @@ const KEY_VALUE: u8 = 6;
 const ERROR: u8 = 7;
 const OBJECT: u8 = 8;
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Appends `bytes` with its length (u32, little-endian) in front.
+pub fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     out.extend_from_slice(bytes);
 }
@@ -110,7 +111,8 @@ fn encode_into(record: &Record, codec: &dyn ObjectCodec, out: &mut Vec<u8>) -> R
     Ok(())
 }
 
-fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], WireError> {
+/// Takes `n` bytes off the front of `input`.
+pub fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], WireError> {
     if input.len() < n {
         return Err(WireError::Truncated);
     }
@@ -119,12 +121,14 @@ fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], WireError> {
     Ok(head)
 }
 
-fn take_u32(input: &mut &[u8]) -> Result<u32, WireError> {
+/// Takes a u32 (little-endian) off the front of `input`.
+pub fn take_u32(input: &mut &[u8]) -> Result<u32, WireError> {
     let bytes = take(input, 4)?;
     Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
 }
 
-fn take_bytes<'a>(input: &mut &'a [u8]) -> Result<&'a [u8], WireError> {
+/// Takes what [`put_bytes`] wrote off the front of `input`.
+pub fn take_bytes<'a>(input: &mut &'a [u8]) -> Result<&'a [u8], WireError> {
     let len = take_u32(input)? as usize;
     take(input, len)
 }

@@ -215,6 +215,19 @@ pub fn start(
     future: Option<Py<PyAny>>,
 ) -> Result<Arc<ExecutionEntry>, String> {
     let (execution, entry) = prepare(&plan, executions::step_infos(&plan), false);
+    queue_run(execution, &entry, reader, session, future, None)?;
+    Ok(entry)
+}
+
+/// Queues a run on the execution threads; unlisted again if it could not be queued.
+fn queue_run(
+    execution: Execution,
+    entry: &Arc<ExecutionEntry>,
+    reader: Box<dyn Reader>,
+    session: Arc<Session>,
+    future: Option<Py<PyAny>>,
+    after: Option<After>,
+) -> Result<(), String> {
     let job = Box::new(Job {
         entry: entry.clone(),
         execution,
@@ -222,14 +235,14 @@ pub fn start(
         session,
         hook: None,
         link: None,
-        after: None,
+        after,
         future,
     });
     if !threads::run_execution(move || job.drive()) {
         executions::remove(&entry.id);
         return Err("failed creating execution".into());
     }
-    Ok(entry)
+    Ok(())
 }
 
 /// One shard's part of a distributed `run()` (the initiator's, or another shard's under the
@@ -250,20 +263,7 @@ pub fn start_distributed(
         None => prepare(&plan, steps, false),
     };
     execution.set_exchange(exchange(&entry, execution.wakeup()));
-    let job = Box::new(Job {
-        entry: entry.clone(),
-        execution,
-        reader,
-        session,
-        hook: None,
-        link: None,
-        after: Some(after),
-        future,
-    });
-    if !threads::run_execution(move || job.drive()) {
-        executions::remove(&entry.id);
-        return Err("failed creating execution".into());
-    }
+    queue_run(execution, &entry, reader, session, future, Some(after))?;
     Ok(entry)
 }
 

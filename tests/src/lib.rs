@@ -548,8 +548,13 @@ pub fn wait_for(
     what: &str,
     mut check: impl FnMut(&mut redis::Connection) -> bool,
 ) {
+    eventually(what, || check(con));
+}
+
+/// Polls `check` every few milliseconds until it holds; panics naming `what` after 20 s.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !check(con) {
+    while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(5));
     }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{cmd, pyexecute, Cluster, Reply, Server};
+use e2e::{cmd, eventually, pyexecute, Cluster, Reply, Server};
 
 /// 300 string keys `user:<i>` = i and 40 `order:<i>` = 10 * i.
 fn data() -> Vec<(String, String)> {
@@ -210,14 +210,6 @@ GB().map(slow).run()";
     // The surviving shards go on serving.
     assert_eq!(cmd(&mut con, &["PING"]), Reply::Simple("PONG".into()));
     cluster.nodes[2].stop();
-}
-
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The ids RG.DUMPEXECUTIONS lists on a node.

@@ -3,17 +3,7 @@
 //! shard's events, a node that joins later gets them, and an RG.UNREGISTER on any shard removes
 //! them everywhere.
 
-use std::time::{Duration, Instant};
-
-use e2e::{cmd, pyexecute, registration_stat, Cluster, Reply};
-
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use e2e::{cmd, eventually, pyexecute, registration_stat, Cluster, Reply};
 
 fn registration_ids(con: &mut redis::Connection) -> Vec<String> {
     cmd(con, &["RG.DUMPREGISTRATIONS"])

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use cluster::exchange::{self as exchange, Message};
 use cluster::{ClusterExchange, Registry, Transport};
-use dataflow::wire::ObjectCodec;
+use dataflow::wire::{self, ObjectCodec};
 use dataflow::{ObjectHandle, Plan, Reader, Record};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -154,23 +154,15 @@ pub fn start(
         .ok_or("Cluster is not initialized, can not start executions.")?;
     let entry = start_part(plan, reader, session, future, None, me)?;
     let mut payload = Vec::with_capacity(saved.len() + 64);
-    put_bytes(&mut payload, entry.id.as_bytes());
+    wire::put_bytes(&mut payload, entry.id.as_bytes());
     payload.extend_from_slice(&saved);
     super::broadcast(RUN_RECEIVED, &payload);
     Ok(entry)
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(bytes);
-}
-
 fn take_text(input: &mut &[u8]) -> Option<String> {
-    let len = u32::from_le_bytes(input.get(..4)?.try_into().ok()?) as usize;
-    let text = input.get(4..4 + len)?;
-    let text = String::from_utf8_lossy(text).into_owned();
-    *input = &input[4 + len..];
-    Some(text)
+    let text = wire::take_bytes(input).ok()?;
+    Some(String::from_utf8_lossy(text).into_owned())
 }
 
 /// `ExecutionPlan_OnReceived`: this shard's part of another shard's run, made from its saved
