@@ -193,12 +193,20 @@ impl Batch {
     pub fn apply(&self, ctx: &Context) -> Result<(), String> {
         let replaced = self.unlink.as_deref().and_then(sessions::live);
         let session = self.session.resolve(replaced.is_some())?;
-        // A registration applied again (the AOF holds it twice after a rewrite) replaces
-        // itself.
-        for (id, _) in &self.registrations {
+        // A registration this shard already has, as saved, stays as it is (with its statistics
+        // and queue): the AOF holds it twice after a rewrite, and a shard that joins a cluster
+        // hears of it from every other shard.
+        let fresh: Vec<(String, Arc<[u8]>)> = self
+            .registrations
+            .iter()
+            .filter(|(id, saved)| registrations::get(id).is_none_or(|r| r.saved != *saved))
+            .cloned()
+            .collect();
+        // One applied again in another form replaces itself.
+        for (id, _) in &fresh {
             unregister(id, false);
         }
-        let pending = restore(ctx, &self.registrations)?;
+        let pending = restore(ctx, &fresh)?;
         if let Some(old) = replaced {
             crate::reqs::release_session(&old.requirements());
             sessions::unlink(&old);

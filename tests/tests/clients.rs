@@ -103,13 +103,19 @@ fn cli(args: &[&str], port: u16) -> Output {
     command.output().expect("gears-cli starts")
 }
 
-#[test]
-fn gears_cli_runs_scripts_and_moves_requirements() {
+/// An index serving `app` 1.0 (which needs `tiny` 0.2), and a server reading it.
+fn server_with_app_index() -> (TestIndex, tempfile::TempDir, Server) {
     let index = TestIndex::start(Format::Json);
     index.add(&wheel("tiny", "0.2"));
     index.add(&wheel("app", "1.0").requires(&["tiny"]));
     let cache = tempfile::tempdir().unwrap();
-    let source = Server::with_index(&index.url, cache.path());
+    let server = Server::with_index(&index.url, cache.path());
+    (index, cache, server)
+}
+
+#[test]
+fn gears_cli_runs_scripts_and_moves_requirements() {
+    let (index, _cache, source) = server_with_app_index();
     let mut con = source.con();
     cmd(&mut con, &["SET", "k1", "v1"]);
     let work = tempfile::tempdir().unwrap();
@@ -381,11 +387,7 @@ print(json.dumps(out, default=str))
 
 #[test]
 fn gearsclient_remote_builder_runs_and_registers() {
-    let index = TestIndex::start(Format::Json);
-    index.add(&wheel("tiny", "0.2"));
-    index.add(&wheel("app", "1.0").requires(&["tiny"]));
-    let cache = tempfile::tempdir().unwrap();
-    let server = Server::with_index(&index.url, cache.path());
+    let (_index, _cache, server) = server_with_app_index();
     let out: serde_json::Value =
         serde_json::from_str(&python(&gearsclient_python(), GEARSCLIENT, server.port)).unwrap();
     assert_eq!(out["even"], serde_json::json!([0, 2, 4, 6, 8]));

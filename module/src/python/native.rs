@@ -922,33 +922,46 @@ impl PyFlatExecution {
     }
 }
 
+/// A builder made again from a saved form `(version, reader, desc, ops, *rest)` (`what` names
+/// the form in the version error): the builder calls replayed, and `rest`.
+fn replay_saved<'py>(
+    py: Python<'py>,
+    saved: &[u8],
+    what: &str,
+) -> PyResult<(Bound<'py, PyFlatExecution>, Bound<'py, PyTuple>)> {
+    let form = py
+        .import("cloudpickle")?
+        .getattr("loads")?
+        .call1((pyo3::types::PyBytes::new(py, saved),))?;
+    let form = form.cast_into::<PyTuple>()?;
+    if form.len() < 4 {
+        return Err(gears_error(&format!("{what} saved in an unknown form")));
+    }
+    let version: u32 = form.get_item(0)?.extract()?;
+    if version != SAVED_FORM_VERSION {
+        return Err(gears_error(&format!(
+            "{what} saved in format {version}, this build reads {SAVED_FORM_VERSION}"
+        )));
+    }
+    let reader: String = form.get_item(1)?.extract()?;
+    let desc: Option<String> = form.get_item(2)?.extract()?;
+    let flat = Bound::new(py, PyFlatExecution::new(reader, desc))?;
+    for op in form.get_item(3)?.cast_into::<pyo3::types::PyList>()?.iter() {
+        let (name, args): (String, Bound<'_, PyTuple>) = op.extract()?;
+        flat.call_method1(name.as_str(), args)?;
+    }
+    let rest = form.get_slice(4, form.len());
+    Ok((flat, rest))
+}
+
 /// A registration made again from its saved form (RDB load, RG.INNERREGISTER), under its id.
 pub fn restore_registration(
     py: Python<'_>,
     saved: &[u8],
     id: &str,
 ) -> PyResult<PendingRegistration> {
-    let form = py
-        .import("cloudpickle")?
-        .getattr("loads")?
-        .call1((pyo3::types::PyBytes::new(py, saved),))?;
-    let (version, reader, desc, ops, kwargs): (
-        u32,
-        String,
-        Option<String>,
-        Bound<'_, pyo3::types::PyList>,
-        Bound<'_, PyDict>,
-    ) = form.extract()?;
-    if version != SAVED_FORM_VERSION {
-        return Err(gears_error(&format!(
-            "registration saved in format {version}, this build reads {SAVED_FORM_VERSION}"
-        )));
-    }
-    let flat = Bound::new(py, PyFlatExecution::new(reader, desc))?;
-    for op in ops.iter() {
-        let (name, args): (String, Bound<'_, PyTuple>) = op.extract()?;
-        flat.call_method1(name.as_str(), args)?;
-    }
+    let (flat, rest) = replay_saved(py, saved, "registration")?;
+    let (kwargs,): (Bound<'_, PyDict>,) = rest.extract()?;
     let registration = flat
         .borrow()
         .prepare_registration(py, Some(&kwargs), Some(id.to_string()));
@@ -958,28 +971,8 @@ pub fn restore_registration(
 /// A run made again from its saved form (another shard's distributed `run()`): its plan and
 /// the reader it reads here.
 pub fn restore_run(py: Python<'_>, saved: &[u8]) -> PyResult<(Plan, Box<dyn Reader>)> {
-    let form = py
-        .import("cloudpickle")?
-        .getattr("loads")?
-        .call1((pyo3::types::PyBytes::new(py, saved),))?;
-    let (version, reader, desc, ops, args, kwargs): (
-        u32,
-        String,
-        Option<String>,
-        Bound<'_, pyo3::types::PyList>,
-        Bound<'_, PyTuple>,
-        Bound<'_, PyDict>,
-    ) = form.extract()?;
-    if version != SAVED_FORM_VERSION {
-        return Err(gears_error(&format!(
-            "run saved in format {version}, this build reads {SAVED_FORM_VERSION}"
-        )));
-    }
-    let flat = Bound::new(py, PyFlatExecution::new(reader, desc))?;
-    for op in ops.iter() {
-        let (name, op_args): (String, Bound<'_, PyTuple>) = op.extract()?;
-        flat.call_method1(name.as_str(), op_args)?;
-    }
+    let (flat, rest) = replay_saved(py, saved, "run")?;
+    let (args, kwargs): (Bound<'_, PyTuple>, Bound<'_, PyDict>) = rest.extract()?;
     let flat = flat.borrow();
     flat.check_length()?;
     let reader = flat.run_reader(&args, Some(&kwargs))?;
