@@ -521,12 +521,4 @@ impl Registry {
         self.early
             .retain(|_, (since, _)| now.duration_since(*since) < forget_after);
     }
-
-    pub fn len(&self) -> usize {
-        self.live.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
-    }
 }

@@ -224,6 +224,20 @@ pub struct Cluster {
     pub nodes: Vec<Server>,
 }
 
+/// Runs `redis-cli args`, which must succeed; its output.
+pub fn redis_cli(args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(args)
+        .output()
+        .expect("redis-cli on PATH");
+    assert!(
+        out.status.success(),
+        "redis-cli {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The redis-server arguments of a cluster node.
 const CLUSTER_ARGS: &[&str] = &[
     "--cluster-enabled",
@@ -257,21 +271,14 @@ impl Cluster {
             .iter()
             .map(|s| format!("127.0.0.1:{}", s.port))
             .collect();
-        let mut create = Command::new("redis-cli");
+        let mut args: Vec<&str> = Vec::new();
         if let Some(password) = password {
-            create.args(["-a", password, "--no-auth-warning"]);
+            args.extend(["-a", password, "--no-auth-warning"]);
         }
-        let created = create
-            .args(["--cluster", "create"])
-            .args(&addresses)
-            .arg("--cluster-yes")
-            .output()
-            .expect("redis-cli on PATH");
-        assert!(
-            created.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&created.stdout)
-        );
+        args.extend(["--cluster", "create"]);
+        args.extend(addresses.iter().map(String::as_str));
+        args.push("--cluster-yes");
+        redis_cli(&args);
         let cluster = Cluster { nodes };
         cluster.wait_ready();
         cluster
@@ -286,18 +293,7 @@ impl Cluster {
         let existing = format!("127.0.0.1:{}", self.nodes[0].port);
         let added = format!("127.0.0.1:{}", node.port);
         self.nodes.push(node);
-        let run = |args: &[&str]| {
-            let out = Command::new("redis-cli")
-                .args(args)
-                .output()
-                .expect("redis-cli on PATH");
-            assert!(
-                out.status.success(),
-                "redis-cli {args:?} failed: {}",
-                String::from_utf8_lossy(&out.stdout)
-            );
-        };
-        run(&["--cluster", "add-node", &added, &existing]);
+        redis_cli(&["--cluster", "add-node", &added, &existing]);
         // Every node must know the new one, and agree on the slots, before slots move.
         let deadline = Instant::now() + Duration::from_secs(30);
         let known = format!("cluster_known_nodes:{}", self.nodes.len());
@@ -324,7 +320,7 @@ impl Cluster {
             assert!(Instant::now() < deadline, "the new node did not join");
             std::thread::sleep(Duration::from_millis(100));
         }
-        run(&[
+        redis_cli(&[
             "--cluster",
             "rebalance",
             &existing,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{cmd, eventually, pyexecute, Cluster, Reply, Server};
+use e2e::{cmd, eventually, pyexecute, redis_cli, Cluster, Reply, Server};
 
 fn text(r: &Reply) -> String {
     r.as_str().to_string()
@@ -399,21 +399,18 @@ fn slot_moves_are_picked_up_without_a_refresh() {
         .iter_mut()
         .map(|c| text(&cmd(c, &["CLUSTER", "MYID"])))
         .collect();
-    let moved = std::process::Command::new("redis-cli")
-        .args([
-            "--cluster",
-            "reshard",
-            &format!("127.0.0.1:{}", cluster.nodes[0].port),
-        ])
-        .args(["--cluster-from", &ids[0], "--cluster-to", &ids[1]])
-        .args(["--cluster-slots", "100", "--cluster-yes"])
-        .output()
-        .expect("redis-cli");
-    assert!(
-        moved.status.success(),
-        "{}",
-        String::from_utf8_lossy(&moved.stdout)
-    );
+    redis_cli(&[
+        "--cluster",
+        "reshard",
+        &format!("127.0.0.1:{}", cluster.nodes[0].port),
+        "--cluster-from",
+        &ids[0],
+        "--cluster-to",
+        &ids[1],
+        "--cluster-slots",
+        "100",
+        "--cluster-yes",
+    ]);
     // Every shard reads the new slots (a new run id) and its peers learn it.
     for (con, before) in cons.iter_mut().zip(&run_ids) {
         eventually("a new topology", || {

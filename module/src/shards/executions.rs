@@ -168,7 +168,7 @@ fn take_text(input: &mut &[u8]) -> Option<String> {
 /// `ExecutionPlan_OnReceived`: this shard's part of another shard's run, made from its saved
 /// form on an execution thread (unpickling is not for the main thread). A shard that cannot
 /// make it ends the execution everywhere, with the reason.
-fn run_received(_ctx: &Context, sender: &str, payload: &[u8]) {
+fn run_received(_ctx: &Context, sender: &str, _function: &str, payload: &[u8]) {
     let mut input = payload;
     let Some(id) = take_text(&mut input) else {
         log(
@@ -229,7 +229,7 @@ fn exchange_message(_ctx: &Context, sender: &str, function: &str, payload: &[u8]
 }
 
 /// `RG_OnDropExecutionMsgReceived`: the initiator dropped the execution.
-fn dropped(_ctx: &Context, _sender: &str, payload: &[u8]) {
+fn dropped(_ctx: &Context, _sender: &str, _function: &str, payload: &[u8]) {
     let id = String::from_utf8_lossy(payload);
     if let Some(entry) = executions::get(&id) {
         if !entry.status().is_finished() {
@@ -252,22 +252,16 @@ pub fn abort_everywhere(id: &str) {
 }
 
 /// Receives `function`'s messages, if it is one of the distributed execution protocol.
-pub fn handler(function: &str) -> Option<fn(&Context, &str, &[u8])> {
+pub fn handler(function: &str) -> Option<super::Handler> {
     Some(match function {
         RUN_RECEIVED => run_received,
         DROPPED => dropped,
-        exchange::COLLECT_RECORDS => |c, s, p| exchange_message(c, s, exchange::COLLECT_RECORDS, p),
-        exchange::COLLECT_DONE => |c, s, p| exchange_message(c, s, exchange::COLLECT_DONE, p),
-        exchange::REPARTITION_RECORDS => {
-            |c, s, p| exchange_message(c, s, exchange::REPARTITION_RECORDS, p)
-        }
-        exchange::REPARTITION_DONE => {
-            |c, s, p| exchange_message(c, s, exchange::REPARTITION_DONE, p)
-        }
-        exchange::EXECUTION_ENDED => |c, s, p| exchange_message(c, s, exchange::EXECUTION_ENDED, p),
-        exchange::EXECUTION_FAILED => {
-            |c, s, p| exchange_message(c, s, exchange::EXECUTION_FAILED, p)
-        }
+        exchange::COLLECT_RECORDS
+        | exchange::COLLECT_DONE
+        | exchange::REPARTITION_RECORDS
+        | exchange::REPARTITION_DONE
+        | exchange::EXECUTION_ENDED
+        | exchange::EXECUTION_FAILED => exchange_message,
         _ => return None,
     })
 }

@@ -309,15 +309,15 @@ pub fn deliver(
     }
     match handler(function) {
         Some(handle) => {
-            handle(ctx, sender, payload);
+            handle(ctx, sender, function, payload);
             Delivery::Accepted
         }
         None => Delivery::UnknownFunction,
     }
 }
 
-/// What runs a message on the receiving shard, on the main thread.
-type Handler = fn(&Context, &str, &[u8]);
+/// What runs a message on the receiving shard, on the main thread: (sender, function, payload).
+pub type Handler = fn(&Context, &str, &str, &[u8]);
 
 /// The receiver of `function`, by the names of sessions-and-cluster.md C.4.
 fn handler(function: &str) -> Option<Handler> {
@@ -328,7 +328,7 @@ fn handler(function: &str) -> Option<Handler> {
 }
 
 /// `RG_NetworkTest`: counted (INFO `rg_network_test_received`) and logged.
-fn network_test_received(_ctx: &Context, sender: &str, payload: &[u8]) {
+fn network_test_received(_ctx: &Context, sender: &str, _function: &str, payload: &[u8]) {
     NETWORK_TEST_RECEIVED.fetch_add(1, Ordering::SeqCst);
     log(
         "notice",

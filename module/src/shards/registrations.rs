@@ -49,7 +49,7 @@ pub fn broadcast_unregister(id: &str, abort_pending: bool) {
     }
 }
 
-fn batch_received(ctx: &Context, sender: &str, payload: &[u8]) {
+fn batch_received(ctx: &Context, sender: &str, _function: &str, payload: &[u8]) {
     let applied = Batch::decode(payload).and_then(|batch| {
         batch.apply(ctx)?;
         batch.replicate(ctx);
@@ -63,7 +63,7 @@ fn batch_received(ctx: &Context, sender: &str, payload: &[u8]) {
     }
 }
 
-fn unregister_received(ctx: &Context, _sender: &str, payload: &[u8]) {
+fn unregister_received(ctx: &Context, _sender: &str, _function: &str, payload: &[u8]) {
     let text = String::from_utf8_lossy(payload);
     let (id, abort_pending) = match text.split_once('\0') {
         Some((id, _)) => (id, true),
@@ -75,7 +75,7 @@ fn unregister_received(ctx: &Context, _sender: &str, payload: &[u8]) {
 }
 
 /// Receives `function`'s messages, if it is one of these.
-pub fn handler(function: &str) -> Option<fn(&Context, &str, &[u8])> {
+pub fn handler(function: &str) -> Option<super::Handler> {
     match function {
         BATCH => Some(batch_received),
         UNREGISTER => Some(unregister_received),
