@@ -440,10 +440,11 @@ fn pull_step(
     upstream_pull: PullFn,
 ) -> Pulled {
     let policy = env.policy;
-    let index = steps.len().saturating_sub(1);
     let Some((step, upstream)) = steps.split_last_mut() else {
         return input.next(reader, policy);
     };
+    // This step's index in the plan (the same on every shard).
+    let index = upstream.len();
     let state = &mut step.state;
     match &step.op {
         Operation::Map(f) => loop {

@@ -66,10 +66,9 @@ pub struct ExecutionEntry {
     /// The Python thread ident of the worker running this execution, 0 when none; only read or
     /// written with `state` locked.
     python_thread: AtomicU64,
-    /// This shard started it and other shards run parts of it (dropping it drops theirs).
-    distributed_initiator: AtomicBool,
-    /// For a distributed execution's initiator: how many other shards have their part and how
-    /// many ended it (RG.GETEXECUTION's `shards_received` and `shards_completed`).
+    /// Set on a distributed execution's initiator (dropping it drops the other shards' parts):
+    /// how many other shards have their part and how many ended it (RG.GETEXECUTION's
+    /// `shards_received` and `shards_completed`).
     shard_counts: std::sync::OnceLock<Arc<dyn Fn() -> (usize, usize) + Send + Sync>>,
     state: Mutex<EntryState>,
 }
@@ -117,7 +116,6 @@ impl ExecutionEntry {
     /// other shards have their part and how many ended it.
     pub fn set_distributed_initiator(&self, counts: Arc<dyn Fn() -> (usize, usize) + Send + Sync>) {
         let _ = self.shard_counts.set(counts);
-        self.distributed_initiator.store(true, Ordering::SeqCst);
     }
 
     /// (shards_received, shards_completed): 0 and 0 except on a distributed execution's
@@ -127,7 +125,7 @@ impl ExecutionEntry {
     }
 
     pub fn is_distributed_initiator(&self) -> bool {
-        self.distributed_initiator.load(Ordering::SeqCst)
+        self.shard_counts.get().is_some()
     }
 
     pub fn total_duration(&self) -> Duration {
@@ -227,7 +225,6 @@ pub fn create(
         abort: execution.abort_handle(),
         wakeup: execution.wakeup(),
         python_thread: AtomicU64::new(0),
-        distributed_initiator: AtomicBool::new(false),
         shard_counts: std::sync::OnceLock::new(),
         state: Mutex::new(EntryState {
             status: Status::Created,
