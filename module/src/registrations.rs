@@ -218,6 +218,8 @@ pub struct Registration {
     pub consumer: Option<Arc<Consumer>>,
     /// Its saved form, written to the RDB as it is (no Python in a forked child).
     pub saved: Arc<[u8]>,
+    /// `register(onUnregistered=...)`: called when this shard unregisters it.
+    on_unregistered: Option<pyo3::Py<pyo3::PyAny>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -232,6 +234,7 @@ impl Registration {
         trigger: Trigger,
         session: Arc<Session>,
         saved: Arc<[u8]>,
+        on_unregistered: Option<pyo3::Py<pyo3::PyAny>>,
     ) -> Registration {
         Registration {
             id,
@@ -247,6 +250,7 @@ impl Registration {
             consumer: matches!(trigger, Trigger::Stream(_)).then(Arc::default),
             trigger,
             saved,
+            on_unregistered,
         }
     }
 
@@ -572,6 +576,9 @@ pub fn remove(id: &str) -> Option<Arc<Registration>> {
         consumer.stop();
     }
     crate::hooks::refresh();
+    if let Some(callback) = &removed.on_unregistered {
+        lifecycle_callback(callback, &removed.session, "RedisGearsPy_OnUnregistered");
+    }
     Some(removed)
 }
 
@@ -583,6 +590,7 @@ pub struct PendingRegistration {
     pub mode: Mode,
     pub trigger: Trigger,
     pub on_registered: Option<pyo3::Py<pyo3::PyAny>>,
+    pub on_unregistered: Option<pyo3::Py<pyo3::PyAny>>,
     /// What makes it again after a restart, on replicas and from the AOF (cloudpickled).
     pub saved: Arc<[u8]>,
 }
@@ -606,6 +614,7 @@ pub fn apply_all(pending: Vec<PendingRegistration>, session: &Arc<Session>) {
             p.trigger,
             session.clone(),
             p.saved,
+            p.on_unregistered,
         ));
         session.add_registration(&registration.id);
         callbacks.push((registration.clone(), p.on_registered));
@@ -621,13 +630,14 @@ pub fn apply_all(pending: Vec<PendingRegistration>, session: &Arc<Session>) {
             crate::streams::track_existing(&registration);
         }
         if let Some(callback) = callback {
-            on_registered(&callback, session);
+            lifecycle_callback(&callback, session, "RedisGearsPy_OnRegistered");
         }
     }
 }
 
-/// Runs an `onRegistered` callback; its errors are only logged, as RedisGears does.
-fn on_registered(callback: &pyo3::Py<pyo3::PyAny>, session: &Arc<Session>) {
+/// Runs an `onRegistered` or `onUnregistered` callback (`what` names it in the log); its errors
+/// are only logged, as RedisGears does.
+fn lifecycle_callback(callback: &pyo3::Py<pyo3::PyAny>, session: &Arc<Session>, what: &str) {
     use pyo3::prelude::*;
     Python::attach(|py| {
         let called = crate::python::context::with_session(session, || {
@@ -643,7 +653,7 @@ fn on_registered(callback: &pyo3::Py<pyo3::PyAny>, session: &Arc<Session>) {
         if let Some(error) = failure {
             crate::redis_calls::log(
                 "warning",
-                &format!("Error occured on RedisGearsPy_OnRegistered, error='{error}'"),
+                &format!("Error occured on {what}, error='{error}'"),
             );
         }
     });

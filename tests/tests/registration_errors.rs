@@ -33,6 +33,14 @@ fn on_registered_not_a_function() {
 }
 
 #[test]
+fn on_unregistered_not_a_function() {
+    register_error(
+        "onUnregistered=1",
+        "OnUnregistered argument must be a function",
+    );
+}
+
+#[test]
 fn prefix_not_a_string() {
     register_error("prefix=1", "regex argument must be a string");
 }

@@ -546,6 +546,46 @@ fn on_registered_runs_when_the_registration_applies() {
 }
 
 #[test]
+fn on_unregistered_runs_when_this_shard_unregisters_it() {
+    let mut server = Server::start();
+    let mut con = server.con();
+    let register = |con: &mut redis::Connection, options: &[&str]| {
+        pyexecute(
+            con,
+            "GB().register(prefix='k*', onUnregistered=lambda: execute('INCR', 'gone'))",
+            options,
+        )
+    };
+    assert_eq!(register(&mut con, &["ID", "s"]), Reply::ok());
+    assert_eq!(cmd(&mut con, &["GET", "gone"]), Reply::Nil);
+    // Replaced by an upgrade of its session: the old registration is unregistered.
+    assert_eq!(register(&mut con, &["ID", "s", "UPGRADE"]), Reply::ok());
+    assert_eq!(cmd(&mut con, &["GET", "gone"]), Reply::bulk("1"));
+    // The callback is part of the saved form: it survives a restart.
+    cmd(&mut con, &["SAVE"]);
+    server.restart();
+    let mut con = server.con();
+    let id = e2e::registration_ids(&mut con).remove(0);
+    assert_eq!(cmd(&mut con, &["RG.UNREGISTER", &id]), Reply::ok());
+    assert_eq!(cmd(&mut con, &["GET", "gone"]), Reply::bulk("2"));
+    // Its errors are only logged.
+    pyexecute(
+        &mut con,
+        "GB().register(prefix='j*', onUnregistered=lambda: 1 / 0)",
+        &[],
+    );
+    let id = e2e::registration_ids(&mut con).remove(0);
+    assert_eq!(cmd(&mut con, &["RG.UNREGISTER", &id]), Reply::ok());
+    assert!(
+        server
+            .log()
+            .contains("Error occured on RedisGearsPy_OnUnregistered, error='['Traceback"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
 fn the_deprecated_regex_keyword_wins_over_prefix() {
     let server = Server::start();
     let mut con = server.con();

@@ -713,10 +713,11 @@ impl PyFlatExecution {
 }
 
 /// The `register()` arguments a registration keeps in its saved form.
-const REGISTER_ARGS: [&str; 16] = [
+const REGISTER_ARGS: [&str; 17] = [
     "prefix",
     "mode",
     "onRegistered",
+    "onUnregistered",
     "eventTypes",
     "keyTypes",
     "readValue",
@@ -865,15 +866,22 @@ impl PyFlatExecution {
                 Mode::parse(&m).ok_or_else(|| gears_error("unknown execution mode"))?
             }
         };
-        let on_registered = match kwarg("onRegistered")? {
-            Some(f) if !f.is_none() => {
-                if !f.is_instance_of::<PyFunction>() {
-                    return Err(gears_error("OnRegistered argument must be a function"));
+        let callback = |name: &str, error: &str| -> PyResult<Option<Py<PyAny>>> {
+            match kwarg(name)? {
+                Some(f) if !f.is_none() => {
+                    if !f.is_instance_of::<PyFunction>() {
+                        return Err(gears_error(error));
+                    }
+                    Ok(Some(f.unbind()))
                 }
-                Some(f.unbind())
+                _ => Ok(None),
             }
-            _ => None,
         };
+        let on_registered = callback("onRegistered", "OnRegistered argument must be a function")?;
+        let on_unregistered = callback(
+            "onUnregistered",
+            "OnUnregistered argument must be a function",
+        )?;
         let trigger = match self.reader.as_str() {
             "KeysReader" => Trigger::Keys(keys_trigger(py, &kwarg)?),
             "CommandReader" => Trigger::Command(command_trigger(py, &kwarg)?),
@@ -891,6 +899,7 @@ impl PyFlatExecution {
             mode,
             trigger,
             on_registered,
+            on_unregistered,
             saved: self.saved_form(py, kwargs)?.into(),
         })
     }
