@@ -65,6 +65,10 @@ impl Requirement {
         self.downloaded.load(Ordering::SeqCst)
     }
 
+    pub fn is_installed(&self) -> bool {
+        self.installed.load(Ordering::SeqCst)
+    }
+
     /// The `depsList` item of a session's printable form.
     pub fn printable(&self) -> String {
         let wheels: Vec<String> = self.wheels().iter().map(|w| format!("'{w}'")).collect();
@@ -600,7 +604,8 @@ fn incoming_dir(name: &str) -> PathBuf {
         .join(&digest.as_str()[..16])
 }
 
-fn safe_wheel_name(wheel: &str) -> Result<(), String> {
+/// Refuses a wheel file name that could leave its directory or is not a wheel.
+pub fn check_wheel_name(wheel: &str) -> Result<(), String> {
     if wheel.is_empty()
         || wheel.contains(['/', '\0'])
         || wheel.starts_with('.')
@@ -614,7 +619,7 @@ fn safe_wheel_name(wheel: &str) -> Result<(), String> {
 /// `RG.INNERREQPUT <req> <wheel> <offset> <bytes>`: one piece of a wheel, in order.
 pub fn inner_put(name: &str, wheel: &str, offset: u64, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
-    safe_wheel_name(wheel)?;
+    check_wheel_name(wheel)?;
     let dir = incoming_dir(name);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let path = dir.join(wheel);
@@ -649,6 +654,42 @@ pub fn inner_done(name: &str, wheels: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Wheels of requirement `name` received from another shard into `dir`: each is checked against
+/// the sha256 it was sent with, then installed (offline) and the requirement enters the table,
+/// unless the table already holds `name` installed from the same wheels (None then).
+pub fn install_received(
+    name: &str,
+    dir: &Path,
+    wheels: &[(String, String)],
+) -> Result<Option<Arc<Requirement>>, String> {
+    for (wheel, expected) in wheels {
+        check_wheel_name(wheel)?;
+        let mut file = std::fs::File::open(dir.join(wheel)).map_err(|e| format!("{wheel}: {e}"))?;
+        let got = wheels_cache::hash_reader(&mut file).map_err(|e| format!("{wheel}: {e}"))?;
+        if got != *expected {
+            return Err(format!(
+                "requirement '{name}': {wheel} arrived with sha256 {got}, sent with {expected}"
+            ));
+        }
+    }
+    let names: Vec<String> = wheels.iter().map(|(w, _)| w.clone()).collect();
+    if let Some(existing) = by_name(name) {
+        if existing.is_installed() && existing.wheels() == names {
+            return Ok(None);
+        }
+    }
+    let req = install_placed(
+        name,
+        names.into_iter().map(|w| (w, ())).collect(),
+        |wheel, (), path| {
+            std::fs::rename(dir.join(wheel), path).map_err(|e| format!("{wheel}: {e}"))
+        },
+    )?;
+    insert_in_table(&req);
+    crate::python::reset_module_cache();
+    Ok(Some(req))
+}
+
 /// A new requirement `name` whose wheels `place` puts into its directory, installed offline into
 /// the shard: what an RDB load, a replicated requirement and RG.PYIMPORTREQ all do.
 fn install_placed<W>(
@@ -665,7 +706,7 @@ fn install_placed<W>(
     let mut names = Vec::with_capacity(wheels.len());
     let mut files = Vec::with_capacity(wheels.len());
     for (wheel, source) in wheels {
-        safe_wheel_name(&wheel).map_err(|e| format!("{IMPORT_FAILED} ({e})"))?;
+        check_wheel_name(&wheel).map_err(|e| format!("{IMPORT_FAILED} ({e})"))?;
         let path = req.base_path.join(&wheel);
         place(&wheel, source, &path)?;
         let file = std::fs::File::open(&path).map_err(|e| format!("{wheel}: {e}"))?;

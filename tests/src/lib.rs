@@ -222,6 +222,8 @@ impl Drop for Server {
 /// with the module loaded.
 pub struct Cluster {
     pub nodes: Vec<Server>,
+    /// Every node's module arguments, nodes added later included.
+    module_args: Vec<String>,
 }
 
 /// Runs `redis-cli args`, which must succeed; its output.
@@ -257,13 +259,19 @@ impl Cluster {
     /// [`Cluster::start`] with every node requiring `password` (`requirepass`, and `masterauth`
     /// for the nodes between themselves).
     pub fn start_with(n: usize, password: Option<&str>) -> Cluster {
+        Cluster::start_configured(n, password, &[])
+    }
+
+    /// [`Cluster::start_with`] with `module_args` for every node's module (nodes added later
+    /// too).
+    pub fn start_configured(n: usize, password: Option<&str>, module_args: &[&str]) -> Cluster {
         let mut args: Vec<&str> = CLUSTER_ARGS.to_vec();
         if let Some(password) = password {
             args.extend(["--requirepass", password, "--masterauth", password]);
         }
         let nodes: Vec<Server> = (0..n)
             .map(|_| {
-                Server::try_start_on(free_cluster_port(), &args, &[])
+                Server::try_start_on(free_cluster_port(), &args, module_args)
                     .unwrap_or_else(|f| panic!("a cluster node did not start:\n{}", f.log))
             })
             .collect();
@@ -279,7 +287,10 @@ impl Cluster {
         args.extend(addresses.iter().map(String::as_str));
         args.push("--cluster-yes");
         redis_cli(&args);
-        let cluster = Cluster { nodes };
+        let cluster = Cluster {
+            nodes,
+            module_args: module_args.iter().map(|a| a.to_string()).collect(),
+        };
         cluster.wait_ready();
         cluster
     }
@@ -288,7 +299,8 @@ impl Cluster {
     /// of the slots (`rebalance --cluster-use-empty-masters`, keys moving with them); returns
     /// its index in `nodes` once every node's module sees every other.
     pub fn add_node(&mut self) -> usize {
-        let node = Server::try_start_on(free_cluster_port(), CLUSTER_ARGS, &[])
+        let module_args: Vec<&str> = self.module_args.iter().map(String::as_str).collect();
+        let node = Server::try_start_on(free_cluster_port(), CLUSTER_ARGS, &module_args)
             .unwrap_or_else(|f| panic!("a cluster node did not start:\n{}", f.log));
         let existing = format!("127.0.0.1:{}", self.nodes[0].port);
         let added = format!("127.0.0.1:{}", node.port);

@@ -122,7 +122,7 @@ fn apply_batch(
     registrations::apply_all(batch, session);
     sessions::link(session);
     saved.replicate(ctx);
-    crate::shards::registrations::broadcast_batch(&saved);
+    crate::shards::registrations::broadcast_batch(&saved, session.requirements());
 }
 
 pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {

@@ -705,7 +705,7 @@ impl PyFlatExecution {
             // Replicas and the AOF learn of it too (Redis lock first: the GIL is let go).
             py.detach(|| {
                 redis_calls::with_redis_lock(|ctx| batch.replicate(ctx));
-                crate::shards::registrations::broadcast_batch(&batch);
+                crate::shards::registrations::broadcast_batch(&batch, session.requirements());
             });
         }
         Ok(id)

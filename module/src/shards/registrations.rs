@@ -1,26 +1,101 @@
-//! Registrations on every shard (sessions-and-cluster.md A.4, C.6): a registration batch applied
-//! on one shard in cluster mode goes to every other shard, which applies it the way a replica
-//! applies RG.INNERREGISTER (and passes it on to its own replicas and AOF); an RG.UNREGISTER
-//! likewise. Each shard's copy then fires on that shard's events.
+//! Registrations on every shard (sessions-and-cluster.md A.4, C.6; requirements.md §4): a
+//! registration batch applied on one shard in cluster mode goes to every other shard, which
+//! applies it the way a replica applies RG.INNERREGISTER (and passes it on to its own replicas
+//! and AOF); an RG.UNREGISTER likewise. Each shard's copy then fires on that shard's events.
 //!
-//! A shard that joins gets every registration from each shard that sees it appear.
+//! The session's requirement wheels go first, from the shard that has them, in pieces, each
+//! wheel checked against its sha256 on arrival and installed there: only one shard needs the
+//! index. A shard that joins gets every registration (and its wheels) from each shard that
+//! sees it appear.
 //!
-//! Not yet: the requirement wheels of a session (a shard without them refuses the batch, logged).
+//! Both ends work on their own thread, one message after another, so the main thread neither
+//! reads nor installs wheels, and a batch, its wheels and a later unregister keep their order.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use dataflow::wire;
 use redis_module::Context;
 
 use crate::persist::{self, Batch};
-use crate::redis_calls::log;
+use crate::redis_calls::{log, with_redis_lock};
+use crate::reqs::{self, Requirement};
 
 /// Carries an encoded [`Batch`].
 pub const BATCH: &str = "RG_InnerRegister";
 /// Carries `<id>` or `<id>\0abortpending`.
 pub const UNREGISTER: &str = "RG_InnerUnregister";
+/// Carries one piece of a requirement's wheel: name, wheel, offset, bytes.
+pub const REQ_PUT: &str = "RG_InnerReqPut";
+/// Carries a requirement's name and its wheels with their sha256: all pieces were sent.
+pub const REQ_DONE: &str = "RG_InnerReqDone";
+
+/// Largest piece of a wheel in one message: small enough that a peer's queue of unacknowledged
+/// messages stays small, large enough that a 100 MB wheel is a hundred messages.
+const PIECE: usize = 1024 * 1024;
+
+/// What the sending thread does, in order.
+enum Outgoing {
+    /// A batch (and its session's wheels) to `to`, or to every other shard.
+    Batch {
+        batch: Batch,
+        requirements: Vec<Arc<Requirement>>,
+        to: Option<Vec<String>>,
+    },
+    Unregister(Vec<u8>),
+}
+
+/// What the receiving thread does, in order of arrival.
+struct Incoming {
+    sender: String,
+    function: &'static str,
+    payload: Vec<u8>,
+}
+
+static OUTGOING: LazyLock<Mutex<Sender<Outgoing>>> = LazyLock::new(|| {
+    let (tx, rx) = channel::<Outgoing>();
+    spawn("rg-reg-send", move || {
+        for job in rx {
+            send(job);
+        }
+    });
+    Mutex::new(tx)
+});
+
+static INCOMING: LazyLock<Mutex<Sender<Incoming>>> = LazyLock::new(|| {
+    let (tx, rx) = channel::<Incoming>();
+    spawn("rg-reg-recv", move || {
+        let mut receiving = Receiving::default();
+        for message in rx {
+            receiving.handle(message);
+        }
+    });
+    Mutex::new(tx)
+});
+
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) {
+    if let Err(e) = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(work)
+    {
+        log("warning", &format!("could not start thread {name}: {e}"));
+    }
+}
+
+fn queue_out(job: Outgoing) {
+    let _ = OUTGOING.lock().unwrap_or_else(|e| e.into_inner()).send(job);
+}
 
 /// Sends a batch this shard applied to every other shard.
-pub fn broadcast_batch(batch: &Batch) {
+pub fn broadcast_batch(batch: &Batch, requirements: Vec<Arc<Requirement>>) {
     if super::is_cluster() {
-        super::broadcast(BATCH, &batch.encode());
+        queue_out(Outgoing::Batch {
+            batch: batch.clone(),
+            requirements,
+            to: None,
+        });
     }
 }
 
@@ -31,10 +106,14 @@ pub fn send_all_to(peers: &[String]) {
         return;
     }
     for batch in persist::all_batches() {
-        let encoded = batch.encode();
-        for peer in peers {
-            super::send_to(peer, BATCH, encoded.clone());
-        }
+        let requirements = crate::sessions::live(&batch.session.id)
+            .map(|s| s.requirements())
+            .unwrap_or_default();
+        queue_out(Outgoing::Batch {
+            batch,
+            requirements,
+            to: Some(peers.to_vec()),
+        });
     }
 }
 
@@ -45,40 +124,252 @@ pub fn broadcast_unregister(id: &str, abort_pending: bool) {
         if abort_pending {
             payload.extend_from_slice(b"\0abortpending");
         }
-        super::broadcast(UNREGISTER, &payload);
+        queue_out(Outgoing::Unregister(payload));
     }
 }
 
-fn batch_received(ctx: &Context, sender: &str, _function: &str, payload: &[u8]) {
-    let applied = Batch::decode(payload).and_then(|batch| {
-        batch.apply(ctx)?;
-        batch.replicate(ctx);
-        Ok(())
-    });
-    if let Err(e) = applied {
-        log(
-            "warning",
-            &format!("a registration batch from shard {sender} was not applied: {e}"),
+/// The sending thread's work: wheels, then the batch, to each destination.
+fn send(job: Outgoing) {
+    let deliver = |to: &Option<Vec<String>>, function: &str, payload: Vec<u8>| match to {
+        None => super::broadcast(function, &payload),
+        Some(peers) => {
+            for peer in peers {
+                super::send_to(peer, function, payload.clone());
+            }
+        }
+    };
+    match job {
+        Outgoing::Batch {
+            batch,
+            requirements,
+            to,
+        } => {
+            for requirement in requirements.iter().filter(|r| r.is_downloaded()) {
+                if let Err(e) = send_wheels(requirement, |function, payload| {
+                    deliver(&to, function, payload)
+                }) {
+                    log(
+                        "warning",
+                        &format!(
+                            "requirement '{}' not sent to other shards: {e}",
+                            requirement.name
+                        ),
+                    );
+                }
+            }
+            deliver(&to, BATCH, batch.encode());
+        }
+        Outgoing::Unregister(payload) => deliver(&None, UNREGISTER, payload),
+    }
+}
+
+/// Sends a requirement's wheels in pieces, then their names and sha256 digests.
+fn send_wheels(
+    requirement: &Requirement,
+    mut deliver: impl FnMut(&str, Vec<u8>),
+) -> Result<(), String> {
+    let mut done = Vec::new();
+    wire::put_bytes(&mut done, requirement.name.as_bytes());
+    let wheels = requirement.wheels();
+    done.extend_from_slice(&(wheels.len() as u32).to_le_bytes());
+    for wheel in &wheels {
+        let bytes = std::fs::read(requirement.base_path.join(wheel))
+            .map_err(|e| format!("{wheel}: {e}"))?;
+        let mut offset = 0;
+        loop {
+            let end = (offset + PIECE).min(bytes.len());
+            let mut piece = Vec::with_capacity(end - offset + 256);
+            wire::put_bytes(&mut piece, requirement.name.as_bytes());
+            wire::put_bytes(&mut piece, wheel.as_bytes());
+            piece.extend_from_slice(&(offset as u64).to_le_bytes());
+            wire::put_bytes(&mut piece, &bytes[offset..end]);
+            deliver(REQ_PUT, piece);
+            offset = end;
+            if offset >= bytes.len() {
+                break;
+            }
+        }
+        wire::put_bytes(&mut done, wheel.as_bytes());
+        wire::put_bytes(
+            &mut done,
+            reqs_manager::Sha256Hex::of(&bytes).as_str().as_bytes(),
         );
     }
+    deliver(REQ_DONE, done);
+    Ok(())
 }
 
-fn unregister_received(ctx: &Context, _sender: &str, _function: &str, payload: &[u8]) {
+/// The receiving thread's state: requirements that failed to arrive, by (sender, name), so the
+/// batch that needs one is refused with the reason.
+#[derive(Default)]
+struct Receiving {
+    failed: HashMap<(String, String), String>,
+}
+
+impl Receiving {
+    fn handle(&mut self, message: Incoming) {
+        let Incoming {
+            sender,
+            function,
+            payload,
+        } = message;
+        let outcome = match function {
+            REQ_PUT => self.put(&sender, &payload),
+            REQ_DONE => self.done(&sender, &payload),
+            BATCH => self.batch(&sender, &payload),
+            _ => {
+                unregister(&payload);
+                Ok(())
+            }
+        };
+        if let Err(e) = outcome {
+            log(
+                "warning",
+                &format!("a message from shard {sender} ({function}) was not applied: {e}"),
+            );
+        }
+    }
+
+    /// Where the pieces of `name`'s wheels from `sender` are collected: one place per sender,
+    /// as two shards may send the same requirement at once.
+    fn incoming_dir(sender: &str, name: &str) -> PathBuf {
+        let key = format!("{sender}\0{name}");
+        let digest = reqs_manager::Sha256Hex::of(key.as_bytes());
+        reqs::requirements_dir()
+            .join(".incoming-shards")
+            .join(&digest.as_str()[..16])
+    }
+
+    fn put(&mut self, sender: &str, mut payload: &[u8]) -> Result<(), String> {
+        use std::io::Write;
+        let input = &mut payload;
+        let name = text(wire::take_bytes(input))?;
+        let wheel = text(wire::take_bytes(input))?;
+        let offset = u64::from_le_bytes(
+            wire::take(input, 8)
+                .map_err(|e| e.to_string())?
+                .try_into()
+                .expect("8 bytes"),
+        );
+        let bytes = wire::take_bytes(input).map_err(|e| e.to_string())?;
+        reqs::check_wheel_name(&wheel)?;
+        let key = (sender.to_string(), name.clone());
+        if offset == 0 {
+            self.failed.remove(&key);
+        } else if self.failed.contains_key(&key) {
+            return Ok(());
+        }
+        let dir = Self::incoming_dir(sender, &name);
+        let path = dir.join(&wheel);
+        let written = (|| -> Result<(), String> {
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            let current = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let mut file = if offset == 0 {
+                std::fs::File::create(&path)
+            } else if offset == current {
+                std::fs::OpenOptions::new().append(true).open(&path)
+            } else {
+                return Err(format!(
+                    "{wheel}: piece at offset {offset}, but {current} bytes arrived"
+                ));
+            }
+            .map_err(|e| format!("{wheel}: {e}"))?;
+            file.write_all(bytes).map_err(|e| format!("{wheel}: {e}"))
+        })();
+        if let Err(e) = &written {
+            let _ = std::fs::remove_dir_all(&dir);
+            self.failed.insert(key, e.clone());
+        }
+        written
+    }
+
+    fn done(&mut self, sender: &str, mut payload: &[u8]) -> Result<(), String> {
+        let input = &mut payload;
+        let name = text(wire::take_bytes(input))?;
+        let count = wire::take_u32(input).map_err(|e| e.to_string())?;
+        let mut wheels = Vec::new();
+        for _ in 0..count {
+            let wheel = text(wire::take_bytes(input))?;
+            let sha256 = text(wire::take_bytes(input))?;
+            wheels.push((wheel, sha256));
+        }
+        let key = (sender.to_string(), name.clone());
+        let dir = Self::incoming_dir(sender, &name);
+        if let Some(reason) = self.failed.get(&key) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(format!("requirement '{name}' did not arrive: {reason}"));
+        }
+        let installed = reqs::install_received(&name, &dir, &wheels);
+        let _ = std::fs::remove_dir_all(&dir);
+        match installed {
+            Ok(Some(requirement)) => {
+                // This shard's replicas and AOF need the wheels before the batch that uses them.
+                with_redis_lock(|ctx| reqs::propagate(ctx, &[requirement]));
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                self.failed.insert(key, e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn batch(&mut self, sender: &str, payload: &[u8]) -> Result<(), String> {
+        let batch = Batch::decode(payload)?;
+        for name in &batch.session.requirements {
+            if let Some(reason) = self.failed.get(&(sender.to_string(), name.clone())) {
+                return Err(format!(
+                    "Failed deserializing session, {} ({name}: {reason})",
+                    reqs::INSTALL_FAILED
+                ));
+            }
+        }
+        with_redis_lock(|ctx| {
+            batch.apply(ctx)?;
+            batch.replicate(ctx);
+            Ok(())
+        })
+    }
+}
+
+fn text(bytes: Result<&[u8], wire::WireError>) -> Result<String, String> {
+    let bytes = bytes.map_err(|e| e.to_string())?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| "a name that is not UTF-8".to_string())
+}
+
+fn unregister(payload: &[u8]) {
     let text = String::from_utf8_lossy(payload);
     let (id, abort_pending) = match text.split_once('\0') {
         Some((id, _)) => (id, true),
         None => (text.as_ref(), false),
     };
-    if persist::unregister(id, abort_pending) {
-        persist::replicate_unregister(ctx, id, abort_pending);
-    }
+    with_redis_lock(|ctx| {
+        if persist::unregister(id, abort_pending) {
+            persist::replicate_unregister(ctx, id, abort_pending);
+        }
+    });
+}
+
+/// Hands a message to the receiving thread (the main thread only queues it).
+fn received(_ctx: &Context, sender: &str, function: &str, payload: &[u8]) {
+    let function = match function {
+        BATCH => BATCH,
+        UNREGISTER => UNREGISTER,
+        REQ_PUT => REQ_PUT,
+        _ => REQ_DONE,
+    };
+    let _ = INCOMING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send(Incoming {
+            sender: sender.to_string(),
+            function,
+            payload: payload.to_vec(),
+        });
 }
 
 /// Receives `function`'s messages, if it is one of these.
 pub fn handler(function: &str) -> Option<super::Handler> {
-    match function {
-        BATCH => Some(batch_received),
-        UNREGISTER => Some(unregister_received),
-        _ => None,
-    }
+    matches!(function, BATCH | UNREGISTER | REQ_PUT | REQ_DONE).then_some(received as _)
 }
