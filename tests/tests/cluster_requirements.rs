@@ -48,6 +48,7 @@ fn requirements_reach_every_shard_from_the_one_with_the_index() {
     let index = TestIndex::start(Format::Json);
     index.add(&wheel("tiny", "0.2"));
     index.add(&wheel("app", "1.0").requires(&["tiny"]));
+    index.add(&wheel("other", "2.0"));
     let cache = tempfile::tempdir().unwrap();
     let mut cluster = cluster_with_index_on_node_0(&index, cache.path());
     let mut cons: Vec<redis::Connection> = cluster.nodes.iter().map(|n| n.con()).collect();
@@ -59,17 +60,36 @@ fn requirements_reach_every_shard_from_the_one_with_the_index() {
         "{refused:?}"
     );
 
+    // A run's requirements travel with it: every shard's part imports them.
+    let versions = pyexecute(
+        &mut cons[0],
+        "GB('ShardsIDReader').map(lambda x: __import__('other').VERSION).run()",
+        &["REQUIREMENTS", "other"],
+    );
+    assert_eq!(
+        versions.items()[0].sorted_strings(),
+        ["2.0", "2.0", "2.0"],
+        "{versions:?}"
+    );
+    for con in cons.iter_mut() {
+        assert_eq!(requirement_names(con), ["other"]);
+    }
+
     // Registered from node 0: every shard gets the registration and the packages.
     let script = "
 import app, tiny
 GB().foreach(lambda r: execute('SET', 'seen{%s}' % hashtag(), app.VERSION + '/' + tiny.VERSION)).register(prefix='user:*', mode='sync')";
     assert_eq!(
-        pyexecute(&mut cons[0], script, &["ID", "withapp", "REQUIREMENTS", "app"]),
+        pyexecute(
+            &mut cons[0],
+            script,
+            &["ID", "withapp", "REQUIREMENTS", "app"]
+        ),
         Reply::ok()
     );
     for con in cons.iter_mut() {
         eventually("the requirement and registration on every shard", || {
-            requirement_names(con) == ["app"]
+            requirement_names(con) == ["app", "other"]
                 && cmd(con, &["RG.DUMPREGISTRATIONS"]).items().len() == 1
         });
     }
@@ -108,6 +128,7 @@ GB().foreach(lambda r: execute('SET', 'seen{%s}' % hashtag(), app.VERSION + '/' 
     let added = cluster.add_node();
     let mut new_con = cluster.nodes[added].con();
     eventually("the requirement on the new node", || {
+        // The run's requirement is not a registration's: it stays where the run went.
         requirement_names(&mut new_con) == ["app"]
             && cmd(&mut new_con, &["RG.DUMPREGISTRATIONS"]).items().len() == 1
     });
@@ -184,17 +205,41 @@ fn wheels_from_another_shard_are_checked_before_they_are_installed() {
     let mut changed = good.clone();
     let last = changed.len() - 1;
     changed[last] ^= 0xff;
-    send(&mut con, "RG_InnerReqPut", piece("good", &good_name, 0, &changed));
-    send(&mut con, "RG_InnerReqDone", done("good", &[(&good_name, &sha256(&good))]));
+    send(
+        &mut con,
+        "RG_InnerReqPut",
+        piece("good", &good_name, 0, &changed),
+    );
+    send(
+        &mut con,
+        "RG_InnerReqDone",
+        done("good", &[(&good_name, &sha256(&good))]),
+    );
     // A wheel that is not one, with its true digest: refused by the installer.
     let junk = b"not a zip archive".to_vec();
     let junk_name = "junk-1.0-py3-none-any.whl";
-    send(&mut con, "RG_InnerReqPut", piece("junk", junk_name, 0, &junk));
-    send(&mut con, "RG_InnerReqDone", done("junk", &[(junk_name, &sha256(&junk))]));
+    send(
+        &mut con,
+        "RG_InnerReqPut",
+        piece("junk", junk_name, 0, &junk),
+    );
+    send(
+        &mut con,
+        "RG_InnerReqDone",
+        done("junk", &[(junk_name, &sha256(&junk))]),
+    );
     // A name that would leave its directory.
-    send(&mut con, "RG_InnerReqPut", piece("evil", "../../evil.whl", 0, &good));
+    send(
+        &mut con,
+        "RG_InnerReqPut",
+        piece("evil", "../../evil.whl", 0, &good),
+    );
     // Pieces out of order.
-    send(&mut con, "RG_InnerReqPut", piece("gap", &good_name, 100, &good));
+    send(
+        &mut con,
+        "RG_InnerReqPut",
+        piece("gap", &good_name, 100, &good),
+    );
     // Truncated messages.
     send(&mut con, "RG_InnerReqDone", vec![1, 2, 3]);
 
@@ -208,8 +253,16 @@ fn wheels_from_another_shard_are_checked_before_they_are_installed() {
     assert_eq!(requirement_names(&mut con), Vec::<String>::new());
 
     // The same wheel, intact, is installed and importable.
-    send(&mut con, "RG_InnerReqPut", piece("good", &good_name, 0, &good));
-    send(&mut con, "RG_InnerReqDone", done("good", &[(&good_name, &sha256(&good))]));
+    send(
+        &mut con,
+        "RG_InnerReqPut",
+        piece("good", &good_name, 0, &good),
+    );
+    send(
+        &mut con,
+        "RG_InnerReqDone",
+        done("good", &[(&good_name, &sha256(&good))]),
+    );
     eventually("the intact wheel installed", || {
         requirement_names(&mut con) == ["good"]
     });

@@ -152,12 +152,50 @@ pub fn start(
     let me = super::topology()
         .map(|t| t.my_id.clone())
         .ok_or("Cluster is not initialized, can not start executions.")?;
+    let requirements: Vec<_> = session
+        .requirements()
+        .into_iter()
+        .filter(|r| r.is_downloaded())
+        .collect();
     let entry = start_part(plan, reader, session, future, None, me)?;
     let mut payload = Vec::with_capacity(saved.len() + 64);
     wire::put_bytes(&mut payload, entry.id.as_bytes());
+    payload.extend_from_slice(&(requirements.len() as u32).to_le_bytes());
+    for requirement in &requirements {
+        wire::put_bytes(&mut payload, requirement.name.as_bytes());
+    }
     payload.extend_from_slice(&saved);
-    super::broadcast(RUN_RECEIVED, &payload);
+    if requirements.is_empty() {
+        super::broadcast(RUN_RECEIVED, &payload);
+    } else {
+        // Its session's wheels first, in order with the run, from the thread that sends them.
+        super::registrations::broadcast_run(payload, requirements);
+    }
     Ok(entry)
+}
+
+/// A run received from another shard: its id, the requirements it needs, its saved form.
+pub struct ReceivedRun {
+    pub id: String,
+    pub requirements: Vec<String>,
+    saved: Vec<u8>,
+}
+
+impl ReceivedRun {
+    pub fn decode(mut input: &[u8]) -> Result<ReceivedRun, String> {
+        let input = &mut input;
+        let id = take_text(input).ok_or("a run with no execution id")?;
+        let count = wire::take_u32(input).map_err(|e| e.to_string())?;
+        let mut requirements = Vec::new();
+        for _ in 0..count {
+            requirements.push(take_text(input).ok_or("a run with a broken requirement list")?);
+        }
+        Ok(ReceivedRun {
+            id,
+            requirements,
+            saved: input.to_vec(),
+        })
+    }
 }
 
 fn take_text(input: &mut &[u8]) -> Option<String> {
@@ -168,16 +206,20 @@ fn take_text(input: &mut &[u8]) -> Option<String> {
 /// `ExecutionPlan_OnReceived`: this shard's part of another shard's run, made from its saved
 /// form on an execution thread (unpickling is not for the main thread). A shard that cannot
 /// make it ends the execution everywhere, with the reason.
-fn run_received(_ctx: &Context, sender: &str, _function: &str, payload: &[u8]) {
-    let mut input = payload;
-    let Some(id) = take_text(&mut input) else {
-        log(
-            "warning",
-            &format!("a run from shard {sender} had no execution id"),
-        );
-        return;
-    };
-    let (saved, initiator) = (input.to_vec(), sender.to_string());
+/// A run that needs requirements waits for their wheels, which came before it, on the thread
+/// that installs them.
+fn run_received(ctx: &Context, sender: &str, function: &str, payload: &[u8]) {
+    match ReceivedRun::decode(payload) {
+        Ok(run) if run.requirements.is_empty() => start_received(run, sender),
+        Ok(_) => super::registrations::received(ctx, sender, function, payload),
+        Err(e) => log("warning", &format!("a run from shard {sender}: {e}")),
+    }
+}
+
+/// Makes and starts this shard's part of `run`, from `initiator`.
+pub fn start_received(run: ReceivedRun, initiator: &str) {
+    let ReceivedRun { id, saved, .. } = run;
+    let initiator = initiator.to_string();
     let queued = threads::run_execution(move || {
         crate::python::context::register_gears_thread();
         let restored = Python::attach(|py| {
@@ -203,7 +245,7 @@ fn run_received(_ctx: &Context, sender: &str, _function: &str, payload: &[u8]) {
 }
 
 /// Ends execution `id`, which this shard could not start, on every shard.
-fn fail_unstarted(id: &str, initiator: &str, error: &str) {
+pub fn fail_unstarted(id: &str, initiator: &str, error: &str) {
     let me = super::topology()
         .map(|t| t.my_id.clone())
         .unwrap_or_default();

@@ -5,8 +5,9 @@
 //!
 //! The session's requirement wheels go first, from the shard that has them, in pieces, each
 //! wheel checked against its sha256 on arrival and installed there: only one shard needs the
-//! index. A shard that joins gets every registration (and its wheels) from each shard that
-//! sees it appear.
+//! index. A distributed run whose session has requirements sends them the same way, before the
+//! run, and each shard starts its part once they are installed. A shard that joins gets every
+//! registration (and its wheels) from each shard that sees it appear.
 //!
 //! Both ends work on their own thread, one message after another, so the main thread neither
 //! reads nor installs wheels, and a batch, its wheels and a later unregister keep their order.
@@ -19,6 +20,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use dataflow::wire;
 use redis_module::Context;
 
+use super::executions;
 use crate::persist::{self, Batch};
 use crate::redis_calls::{log, with_redis_lock};
 use crate::reqs::{self, Requirement};
@@ -45,6 +47,11 @@ enum Outgoing {
         to: Option<Vec<String>>,
     },
     Unregister(Vec<u8>),
+    /// A distributed run (`ExecutionPlan_OnReceived`) and its session's wheels, to every shard.
+    Run {
+        payload: Vec<u8>,
+        requirements: Vec<Arc<Requirement>>,
+    },
 }
 
 /// What the receiving thread does, in order of arrival.
@@ -76,10 +83,7 @@ static INCOMING: LazyLock<Mutex<Sender<Incoming>>> = LazyLock::new(|| {
 });
 
 fn spawn(name: &str, work: impl FnOnce() + Send + 'static) {
-    if let Err(e) = std::thread::Builder::new()
-        .name(name.into())
-        .spawn(work)
-    {
+    if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(work) {
         log("warning", &format!("could not start thread {name}: {e}"));
     }
 }
@@ -117,6 +121,15 @@ pub fn send_all_to(peers: &[String]) {
     }
 }
 
+/// Sends a distributed run whose session needs `requirements` to every other shard, their
+/// wheels first.
+pub fn broadcast_run(payload: Vec<u8>, requirements: Vec<Arc<Requirement>>) {
+    queue_out(Outgoing::Run {
+        payload,
+        requirements,
+    });
+}
+
 /// Sends an RG.UNREGISTER this shard applied to every other shard.
 pub fn broadcast_unregister(id: &str, abort_pending: bool) {
     if super::is_cluster() {
@@ -138,28 +151,38 @@ fn send(job: Outgoing) {
             }
         }
     };
+    let send_all = |requirements: &[Arc<Requirement>], to: &Option<Vec<String>>| {
+        for requirement in requirements.iter().filter(|r| r.is_downloaded()) {
+            if let Err(e) = send_wheels(requirement, |function, payload| {
+                deliver(to, function, payload)
+            }) {
+                log(
+                    "warning",
+                    &format!(
+                        "requirement '{}' not sent to other shards: {e}",
+                        requirement.name
+                    ),
+                );
+            }
+        }
+    };
     match job {
         Outgoing::Batch {
             batch,
             requirements,
             to,
         } => {
-            for requirement in requirements.iter().filter(|r| r.is_downloaded()) {
-                if let Err(e) = send_wheels(requirement, |function, payload| {
-                    deliver(&to, function, payload)
-                }) {
-                    log(
-                        "warning",
-                        &format!(
-                            "requirement '{}' not sent to other shards: {e}",
-                            requirement.name
-                        ),
-                    );
-                }
-            }
+            send_all(&requirements, &to);
             deliver(&to, BATCH, batch.encode());
         }
         Outgoing::Unregister(payload) => deliver(&None, UNREGISTER, payload),
+        Outgoing::Run {
+            payload,
+            requirements,
+        } => {
+            send_all(&requirements, &None);
+            deliver(&None, executions::RUN_RECEIVED, payload);
+        }
     }
 }
 
@@ -217,6 +240,7 @@ impl Receiving {
             REQ_PUT => self.put(&sender, &payload),
             REQ_DONE => self.done(&sender, &payload),
             BATCH => self.batch(&sender, &payload),
+            executions::RUN_RECEIVED => self.run(&sender, &payload),
             _ => {
                 unregister(&payload);
                 Ok(())
@@ -315,9 +339,9 @@ impl Receiving {
         }
     }
 
-    fn batch(&mut self, sender: &str, payload: &[u8]) -> Result<(), String> {
-        let batch = Batch::decode(payload)?;
-        for name in &batch.session.requirements {
+    /// Why the requirements `names` from `sender` are not here, if one did not arrive.
+    fn missing(&self, sender: &str, names: &[String]) -> Result<(), String> {
+        for name in names {
             if let Some(reason) = self.failed.get(&(sender.to_string(), name.clone())) {
                 return Err(format!(
                     "Failed deserializing session, {} ({name}: {reason})",
@@ -325,6 +349,23 @@ impl Receiving {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// A run whose requirements came before it: started now they are installed, or ended
+    /// everywhere with the reason one is not.
+    fn run(&mut self, sender: &str, payload: &[u8]) -> Result<(), String> {
+        let run = executions::ReceivedRun::decode(payload)?;
+        match self.missing(sender, &run.requirements) {
+            Ok(()) => executions::start_received(run, sender),
+            Err(e) => executions::fail_unstarted(&run.id, sender, &e),
+        }
+        Ok(())
+    }
+
+    fn batch(&mut self, sender: &str, payload: &[u8]) -> Result<(), String> {
+        let batch = Batch::decode(payload)?;
+        self.missing(sender, &batch.session.requirements)?;
         with_redis_lock(|ctx| {
             batch.apply(ctx)?;
             batch.replicate(ctx);
@@ -352,11 +393,12 @@ fn unregister(payload: &[u8]) {
 }
 
 /// Hands a message to the receiving thread (the main thread only queues it).
-fn received(_ctx: &Context, sender: &str, function: &str, payload: &[u8]) {
+pub fn received(_ctx: &Context, sender: &str, function: &str, payload: &[u8]) {
     let function = match function {
         BATCH => BATCH,
         UNREGISTER => UNREGISTER,
         REQ_PUT => REQ_PUT,
+        executions::RUN_RECEIVED => executions::RUN_RECEIVED,
         _ => REQ_DONE,
     };
     let _ = INCOMING
