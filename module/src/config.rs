@@ -270,6 +270,14 @@ impl Config {
         }
     }
 
+    /// `PythonInstallReqMaxIdleTime`: how long a registration batch waits for each shard.
+    pub fn install_req_max_idle(&self) -> std::time::Duration {
+        match self.python.get("PythonInstallReqMaxIdleTime") {
+            Some(PyValue::Int(ms)) => std::time::Duration::from_millis((*ms).max(1) as u64),
+            _ => std::time::Duration::from_secs(30),
+        }
+    }
+
     pub fn attempt_traceback(&self) -> bool {
         self.python.get("PythonAttemptTraceback") == Some(&PyValue::Int(1))
     }

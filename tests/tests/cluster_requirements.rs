@@ -275,3 +275,54 @@ fn wheels_from_another_shard_are_checked_before_they_are_installed() {
     // The node still serves, and so does the cluster.
     cluster.wait_ready();
 }
+
+#[test]
+fn a_shard_that_cannot_install_answers_with_the_reason() {
+    let index = TestIndex::start(Format::Json);
+    index.add(&wheel("app", "1.0"));
+    let cache = tempfile::tempdir().unwrap();
+    let cluster = cluster_with_index_on_node_0(&index, cache.path());
+    let mut cons: Vec<redis::Connection> = cluster.nodes.iter().map(|n| n.con()).collect();
+    // Node 2's requirements directory is a file: nothing can be written there.
+    let dir = cmd(&mut cons[2], &["CONFIG", "GET", "dir"]).items()[1]
+        .as_str()
+        .to_string();
+    let requirements = std::path::Path::new(&dir).join("gears-rs/requirements");
+    let _ = std::fs::remove_dir_all(&requirements);
+    std::fs::create_dir_all(requirements.parent().unwrap()).unwrap();
+    std::fs::write(&requirements, "not a directory").unwrap();
+    let node_2 = cmd(&mut cons[2], &["CLUSTER", "MYID"]).as_str().to_string();
+
+    let reply = pyexecute(
+        &mut cons[0],
+        "import app\nGB().register(prefix='user:*', mode='sync')",
+        &["ID", "withapp", "REQUIREMENTS", "app"],
+    );
+    // One error, naming node 2 and why; the others applied the batch.
+    let Reply::Arr(errors) = &reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(errors.len(), 1, "{reply:?}");
+    let Reply::Err(text) = &errors[0] else {
+        panic!("{reply:?}")
+    };
+    let expected = format!(
+        "-ERR shard-{node_2}: Failed deserializing session, Failed installing requirements on shard, please check shard logs for more details. (app: "
+    );
+    assert!(text.starts_with(&expected), "{text}");
+    for con in &mut cons[..2] {
+        assert_eq!(cmd(con, &["RG.DUMPREGISTRATIONS"]).items().len(), 1);
+        assert_eq!(cmd(con, &["RG.PYDUMPSESSIONS"]).items().len(), 1);
+    }
+    // Node 2 is left as it was: no registration, no session, no requirement.
+    assert_eq!(
+        cmd(&mut cons[2], &["RG.DUMPREGISTRATIONS"]),
+        Reply::Arr(vec![])
+    );
+    assert_eq!(
+        cmd(&mut cons[2], &["RG.PYDUMPSESSIONS"]),
+        Reply::Arr(vec![])
+    );
+    assert_eq!(requirement_names(&mut cons[2]), Vec::<String>::new());
+    cluster.wait_ready();
+}

@@ -11,6 +11,7 @@ use crate::registrations;
 use crate::reply::Reply;
 use crate::reqs::{self, InstallFailure, Preparation};
 use crate::sessions::{self, Session};
+use crate::shards;
 use crate::threads;
 use std::sync::Arc;
 
@@ -98,13 +99,14 @@ fn session_to_replace(id: &str, options: &Options) -> Result<Option<Arc<Session>
 /// Applies a successful script's registrations together: the replaced session's registrations
 /// are unregistered (their queued executions still run, so no event is lost) and it is
 /// unlinked, then the new ones are registered and the new session goes live. A script that
-/// registered nothing replaces nothing. Replicas and the AOF get the same batch.
+/// registered nothing replaces nothing. Replicas and the AOF get the same batch, which is
+/// returned for the other shards.
 fn apply_batch(
     ctx: &Context,
     session: &Arc<Session>,
     replaced: Option<Arc<Session>>,
     batch: Vec<registrations::PendingRegistration>,
-) {
+) -> persist::Batch {
     let unregistered = replaced
         .as_ref()
         .map(|old| old.registrations())
@@ -122,7 +124,7 @@ fn apply_batch(
     registrations::apply_all(batch, session);
     sessions::link(session);
     saved.replicate(ctx);
-    crate::shards::registrations::broadcast_batch(&saved, session.requirements());
+    saved
 }
 
 pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {
@@ -230,8 +232,14 @@ fn finish(
     };
     if !outcome.registrations.is_empty() {
         publish_requirements(ctx, &session);
-        apply_batch(ctx, &session, replaced, outcome.registrations);
-        return respond(client, Reply::ok());
+        let batch = apply_batch(ctx, &session, replaced, outcome.registrations);
+        if !shards::registrations::has_peers() {
+            return respond(client, Reply::ok());
+        }
+        // The client waits until every other shard applied the batch too (or said why not).
+        let client = client.unwrap_or_else(|| BlockedClient::block(ctx, 0));
+        shards::registrations::distribute_batch(batch, session.requirements(), client);
+        return Answer::NoReply;
     }
     // A script that neither registered nor ran anything (gears-cli `install-requirements`)
     // keeps its requirements too: RedisGears released them at once (requirements.md §2.4), so

@@ -253,6 +253,7 @@ pub fn refresh(ctx: &Context) {
 /// its topology read again. Redis 7.0 has no topology event, so this polls, once a second.
 pub fn watch(ctx: &Context) {
     executions::sweep();
+    registrations::sweep();
     static TICKS: AtomicU64 = AtomicU64::new(0);
     if !TICKS.fetch_add(1, Ordering::Relaxed).is_multiple_of(10) {
         return;

@@ -12,21 +12,29 @@
 //! Both ends work on their own thread, one message after another, so the main thread neither
 //! reads nor installs wheels, and a batch, its wheels and a later unregister keep their order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Instant;
 
 use dataflow::wire;
 use redis_module::Context;
 
 use super::executions;
+use crate::blocked::BlockedClient;
 use crate::persist::{self, Batch};
 use crate::redis_calls::{log, with_redis_lock};
+use crate::reply::Reply;
 use crate::reqs::{self, Requirement};
 
 /// Carries an encoded [`Batch`].
 pub const BATCH: &str = "RG_InnerRegister";
+/// Carries a token and an encoded [`Batch`] whose shard waits for an [`ANSWER`].
+pub const ASK: &str = "RG_InnerRegisterAsk";
+/// Carries the token of an [`ASK`] and why its batch was not applied (nothing: it was).
+pub const ANSWER: &str = "RG_InnerRegisterAnswer";
 /// Carries `<id>` or `<id>\0abortpending`.
 pub const UNREGISTER: &str = "RG_InnerUnregister";
 /// Carries one piece of a requirement's wheel: name, wheel, offset, bytes.
@@ -45,6 +53,8 @@ enum Outgoing {
         batch: Batch,
         requirements: Vec<Arc<Requirement>>,
         to: Option<Vec<String>>,
+        /// The [`ASK`] token when the sender waits for answers.
+        token: Option<u64>,
     },
     Unregister(Vec<u8>),
     /// A distributed run (`ExecutionPlan_OnReceived`) and its session's wheels, to every shard.
@@ -92,14 +102,137 @@ fn queue_out(job: Outgoing) {
     let _ = OUTGOING.lock().unwrap_or_else(|e| e.into_inner()).send(job);
 }
 
-/// Sends a batch this shard applied to every other shard.
+/// Sends a batch this shard applied to every other shard (a registration made from a step:
+/// nobody waits for it, failures are logged where they happen).
 pub fn broadcast_batch(batch: &Batch, requirements: Vec<Arc<Requirement>>) {
     if super::is_cluster() {
         queue_out(Outgoing::Batch {
             batch: batch.clone(),
             requirements,
             to: None,
+            token: None,
         });
+    }
+}
+
+/// The other shards of the cluster, if any.
+fn peers() -> Vec<String> {
+    match super::topology() {
+        Some(t) if t.cluster_mode => t
+            .nodes
+            .iter()
+            .filter(|n| n.id != t.my_id)
+            .map(|n| n.id.clone())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub fn has_peers() -> bool {
+    !peers().is_empty()
+}
+
+/// An RG.PYEXECUTE waiting for the other shards to apply its batch.
+struct Waiting {
+    client: BlockedClient,
+    shards: BTreeSet<String>,
+    errors: Vec<Reply>,
+    deadline: Instant,
+}
+
+impl Waiting {
+    fn answer(self) {
+        self.client.reply(if self.errors.is_empty() {
+            Reply::ok()
+        } else {
+            Reply::Array(self.errors)
+        });
+    }
+}
+
+static WAITING: LazyLock<Mutex<HashMap<u64, Waiting>>> = LazyLock::new(Mutex::default);
+
+fn waiting() -> std::sync::MutexGuard<'static, HashMap<u64, Waiting>> {
+    WAITING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sends a batch this shard applied (from RG.PYEXECUTE) to every other shard, and answers
+/// `client` once each answered (sessions-and-cluster.md A.4): `OK`, or one error per shard that
+/// did not apply it (`-ERR shard-<id>: <why>`; a shard silent for PythonInstallReqMaxIdleTime
+/// is named as such). There is no rollback: a shard that failed keeps what it had.
+pub fn distribute_batch(batch: Batch, requirements: Vec<Arc<Requirement>>, client: BlockedClient) {
+    static TOKENS: AtomicU64 = AtomicU64::new(1);
+    let token = TOKENS.fetch_add(1, Ordering::Relaxed);
+    let shards: BTreeSet<String> = peers().into_iter().collect();
+    if shards.is_empty() {
+        client.reply(Reply::ok());
+        return;
+    }
+    let deadline = Instant::now() + crate::config::read().install_req_max_idle();
+    waiting().insert(
+        token,
+        Waiting {
+            client,
+            shards,
+            errors: Vec::new(),
+            deadline,
+        },
+    );
+    queue_out(Outgoing::Batch {
+        batch,
+        requirements,
+        to: None,
+        token: Some(token),
+    });
+}
+
+/// `RG_InnerRegisterAnswer`: one shard's answer to a batch this shard waits on.
+fn answer_received(_ctx: &Context, sender: &str, _function: &str, mut payload: &[u8]) {
+    let Ok(token) = wire::take(&mut payload, 8) else {
+        log("warning", &format!("a broken answer from shard {sender}"));
+        return;
+    };
+    let token = u64::from_le_bytes(token.try_into().expect("8 bytes"));
+    let mut table = waiting();
+    let Some(entry) = table.get_mut(&token) else {
+        return;
+    };
+    if !entry.shards.remove(sender) {
+        return;
+    }
+    if !payload.is_empty() {
+        entry.errors.push(Reply::error(format!(
+            "-ERR shard-{sender}: {}",
+            String::from_utf8_lossy(payload)
+        )));
+    }
+    if entry.shards.is_empty() {
+        let done = table.remove(&token).expect("present");
+        drop(table);
+        done.answer();
+    }
+}
+
+/// On the cron: batches waiting past PythonInstallReqMaxIdleTime are answered, each silent shard
+/// named.
+pub fn sweep() {
+    let now = Instant::now();
+    let expired: Vec<Waiting> = {
+        let mut table = waiting();
+        let tokens: Vec<u64> = table
+            .iter()
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        tokens.iter().filter_map(|t| table.remove(t)).collect()
+    };
+    for mut entry in expired {
+        for shard in std::mem::take(&mut entry.shards) {
+            entry.errors.push(Reply::error(format!(
+                "Execution max idle reached, no answer from shard {shard}"
+            )));
+        }
+        entry.answer();
     }
 }
 
@@ -117,6 +250,7 @@ pub fn send_all_to(peers: &[String]) {
             batch,
             requirements,
             to: Some(peers.to_vec()),
+            token: None,
         });
     }
 }
@@ -171,9 +305,17 @@ fn send(job: Outgoing) {
             batch,
             requirements,
             to,
+            token,
         } => {
             send_all(&requirements, &to);
-            deliver(&to, BATCH, batch.encode());
+            match token {
+                None => deliver(&to, BATCH, batch.encode()),
+                Some(token) => {
+                    let mut payload = token.to_le_bytes().to_vec();
+                    payload.extend_from_slice(&batch.encode());
+                    deliver(&to, ASK, payload);
+                }
+            }
         }
         Outgoing::Unregister(payload) => deliver(&None, UNREGISTER, payload),
         Outgoing::Run {
@@ -240,6 +382,7 @@ impl Receiving {
             REQ_PUT => self.put(&sender, &payload),
             REQ_DONE => self.done(&sender, &payload),
             BATCH => self.batch(&sender, &payload),
+            ASK => self.ask(&sender, &payload),
             executions::RUN_RECEIVED => self.run(&sender, &payload),
             _ => {
                 unregister(&payload);
@@ -363,6 +506,21 @@ impl Receiving {
         Ok(())
     }
 
+    /// A batch whose sender waits: applied, then answered with why not if it was not.
+    fn ask(&mut self, sender: &str, payload: &[u8]) -> Result<(), String> {
+        if payload.len() < 8 {
+            return Err("a batch with no token".into());
+        }
+        let (token, batch) = payload.split_at(8);
+        let applied = self.batch(sender, batch);
+        let mut answer = token.to_vec();
+        if let Err(e) = &applied {
+            answer.extend_from_slice(e.as_bytes());
+        }
+        super::send_to(sender, ANSWER, answer);
+        applied
+    }
+
     fn batch(&mut self, sender: &str, payload: &[u8]) -> Result<(), String> {
         let batch = Batch::decode(payload)?;
         self.missing(sender, &batch.session.requirements)?;
@@ -396,6 +554,7 @@ fn unregister(payload: &[u8]) {
 pub fn received(_ctx: &Context, sender: &str, function: &str, payload: &[u8]) {
     let function = match function {
         BATCH => BATCH,
+        ASK => ASK,
         UNREGISTER => UNREGISTER,
         REQ_PUT => REQ_PUT,
         executions::RUN_RECEIVED => executions::RUN_RECEIVED,
@@ -413,5 +572,9 @@ pub fn received(_ctx: &Context, sender: &str, function: &str, payload: &[u8]) {
 
 /// Receives `function`'s messages, if it is one of these.
 pub fn handler(function: &str) -> Option<super::Handler> {
-    matches!(function, BATCH | UNREGISTER | REQ_PUT | REQ_DONE).then_some(received as _)
+    match function {
+        ANSWER => Some(answer_received),
+        BATCH | ASK | UNREGISTER | REQ_PUT | REQ_DONE => Some(received),
+        _ => None,
+    }
 }
