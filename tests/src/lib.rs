@@ -265,6 +265,21 @@ impl Cluster {
     /// [`Cluster::start_with`] with `module_args` for every node's module (nodes added later
     /// too).
     pub fn start_configured(n: usize, password: Option<&str>, module_args: &[&str]) -> Cluster {
+        Cluster::create(n, 0, password, module_args)
+    }
+
+    /// `primaries` primaries, each with one replica (`--cluster-replicas 1`); `nodes` holds
+    /// all of them, ROLE says which is which.
+    pub fn start_with_replicas(primaries: usize, module_args: &[&str]) -> Cluster {
+        Cluster::create(primaries * 2, 1, None, module_args)
+    }
+
+    fn create(
+        n: usize,
+        replicas: usize,
+        password: Option<&str>,
+        module_args: &[&str],
+    ) -> Cluster {
         let mut args: Vec<&str> = CLUSTER_ARGS.to_vec();
         if let Some(password) = password {
             args.extend(["--requirepass", password, "--masterauth", password]);
@@ -285,6 +300,10 @@ impl Cluster {
         }
         args.extend(["--cluster", "create"]);
         args.extend(addresses.iter().map(String::as_str));
+        let replicas = replicas.to_string();
+        if replicas != "0" {
+            args.extend(["--cluster-replicas", &replicas]);
+        }
         args.push("--cluster-yes");
         redis_cli(&args);
         let cluster = Cluster {
@@ -367,12 +386,16 @@ impl Cluster {
                 .expect("a node of this cluster")
         };
         let mut pipes: Vec<redis::Pipeline> = self.nodes.iter().map(|_| redis::pipe()).collect();
+        let mut used = vec![false; self.nodes.len()];
         for (key, value) in pairs {
             let node = owner(i64::from(cluster::slots::key_slot(key.as_bytes())));
             pipes[node].cmd("SET").arg(key).arg(value).ignore();
+            used[node] = true;
         }
-        for (pipe, node) in pipes.iter().zip(&self.nodes) {
-            let () = pipe.query(&mut node.con()).expect("SET on the owning node");
+        for ((pipe, node), used) in pipes.iter().zip(&self.nodes).zip(used) {
+            if used {
+                let () = pipe.query(&mut node.con()).expect("SET on the owning node");
+            }
         }
     }
 
@@ -386,7 +409,8 @@ impl Cluster {
                 .iter_mut()
                 .map(|c| cmd(c, &["RG.INFOCLUSTER"]))
                 .collect();
-            if self.consistent(&infos) {
+            let primary: Vec<bool> = cons.iter_mut().map(is_primary).collect();
+            if consistent(&infos, &primary) {
                 return;
             }
             assert!(
@@ -397,24 +421,33 @@ impl Cluster {
         }
     }
 
-    /// Every node lists every node, each with the run id that node gives itself.
-    fn consistent(&self, infos: &[Reply]) -> bool {
-        let mut own = Vec::new();
-        for info in infos {
-            match info {
-                Reply::Arr(items) if items.len() == 5 => own.push((&items[1], &items[3])),
-                _ => return false,
-            }
+}
+
+/// ROLE says this node is a primary.
+pub fn is_primary(con: &mut redis::Connection) -> bool {
+    cmd(con, &["ROLE"])
+        .items()
+        .first()
+        .is_some_and(|role| role.as_str() == "master")
+}
+
+/// Every primary lists every primary, each with the run id that primary gives itself.
+fn consistent(infos: &[Reply], primary: &[bool]) -> bool {
+    let mut own = Vec::new();
+    for (info, _) in infos.iter().zip(primary).filter(|(_, p)| **p) {
+        match info {
+            Reply::Arr(items) if items.len() == 5 => own.push((&items[1], &items[3])),
+            _ => return false,
         }
-        infos.iter().all(|info| {
-            let shards = info.items()[4].items();
-            shards.len() == self.nodes.len()
-                && shards.iter().all(|s| {
-                    own.iter()
-                        .any(|(id, run)| **id == s.items()[1] && **run == s.items()[9])
-                })
-        })
     }
+    infos.iter().zip(primary).filter(|(_, p)| **p).all(|(info, _)| {
+        let shards = info.items()[4].items();
+        shards.len() == own.len()
+            && shards.iter().all(|s| {
+                own.iter()
+                    .any(|(id, run)| **id == s.items()[1] && **run == s.items()[9])
+            })
+    })
 }
 
 /// A reply as a client sees it on the wire, errors included with their exact text.
