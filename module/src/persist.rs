@@ -206,7 +206,8 @@ impl Batch {
         for (id, _) in &fresh {
             unregister(id, false);
         }
-        let pending = restore(ctx, &fresh)?;
+        // Validated as its session (a trigger held by the session it upgrades is not taken).
+        let pending = crate::python::context::with_session(&session, || restore(ctx, &fresh))?;
         if let Some(old) = replaced {
             crate::reqs::release_session(&old.requirements());
             sessions::unlink(&old);

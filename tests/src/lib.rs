@@ -274,12 +274,7 @@ impl Cluster {
         Cluster::create(primaries * 2, 1, None, module_args)
     }
 
-    fn create(
-        n: usize,
-        replicas: usize,
-        password: Option<&str>,
-        module_args: &[&str],
-    ) -> Cluster {
+    fn create(n: usize, replicas: usize, password: Option<&str>, module_args: &[&str]) -> Cluster {
         let mut args: Vec<&str> = CLUSTER_ARGS.to_vec();
         if let Some(password) = password {
             args.extend(["--requirepass", password, "--masterauth", password]);
@@ -420,7 +415,6 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-
 }
 
 /// ROLE says this node is a primary.
@@ -440,14 +434,18 @@ fn consistent(infos: &[Reply], primary: &[bool]) -> bool {
             _ => return false,
         }
     }
-    infos.iter().zip(primary).filter(|(_, p)| **p).all(|(info, _)| {
-        let shards = info.items()[4].items();
-        shards.len() == own.len()
-            && shards.iter().all(|s| {
-                own.iter()
-                    .any(|(id, run)| **id == s.items()[1] && **run == s.items()[9])
-            })
-    })
+    infos
+        .iter()
+        .zip(primary)
+        .filter(|(_, p)| **p)
+        .all(|(info, _)| {
+            let shards = info.items()[4].items();
+            shards.len() == own.len()
+                && shards.iter().all(|s| {
+                    own.iter()
+                        .any(|(id, run)| **id == s.items()[1] && **run == s.items()[9])
+                })
+        })
 }
 
 /// A reply as a client sees it on the wire, errors included with their exact text.

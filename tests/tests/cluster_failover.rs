@@ -37,7 +37,9 @@ fn a_promoted_replica_serves_sessions_registrations_and_requirements() {
         ],
     );
     let mut cons: Vec<redis::Connection> = cluster.nodes.iter().map(|n| n.con()).collect();
-    let primaries: Vec<usize> = (0..cons.len()).filter(|&i| is_primary(&mut cons[i])).collect();
+    let primaries: Vec<usize> = (0..cons.len())
+        .filter(|&i| is_primary(&mut cons[i]))
+        .collect();
     assert_eq!(primaries.len(), 3);
     let replicas: Vec<usize> = (0..cons.len()).filter(|i| !primaries.contains(i)).collect();
 
@@ -45,7 +47,11 @@ fn a_promoted_replica_serves_sessions_registrations_and_requirements() {
 import app
 GB().foreach(lambda r: execute('INCR', 'fired{%s}' % hashtag())).register(prefix='user:*', mode='sync')";
     assert_eq!(
-        pyexecute(&mut cons[primaries[0]], script, &["ID", "s", "REQUIREMENTS", "app"]),
+        pyexecute(
+            &mut cons[primaries[0]],
+            script,
+            &["ID", "s", "REQUIREMENTS", "app"]
+        ),
         Reply::ok()
     );
     // Primaries got it from the shard, replicas from their primary.
@@ -111,7 +117,11 @@ GB().foreach(lambda r: execute('INCR', 'fired{%s}' % hashtag())).register(prefix
 
     // The promoted node has the session, imports the requirement, and runs over the cluster.
     let session = cmd(&mut cons[promoted], &["RG.PYDUMPSESSIONS"]);
-    assert_eq!(session.items()[0].items()[1], Reply::bulk("s"), "{session:?}");
+    assert_eq!(
+        session.items()[0].items()[1],
+        Reply::bulk("s"),
+        "{session:?}"
+    );
     let versions = pyexecute(
         &mut cons[promoted],
         "GB('ShardsIDReader').map(lambda x: __import__('app').VERSION).run()",

@@ -163,6 +163,22 @@ fn upgrades_and_replacements_reach_every_shard_before_the_reply() {
     assert_eq!(v3.len(), 1);
     assert_eq!(v3[0].0, "t");
 
+    // A trigger upgraded from another shard: validated on each shard against what the upgrade
+    // leaves, not against the registration it replaces.
+    let trigger = "GB('CommandReader').map(lambda x: 'one').register(trigger='which')";
+    assert_eq!(
+        pyexecute(&mut cons[0], trigger, &["ID", "trig"]),
+        Reply::ok()
+    );
+    let upgraded = "GB('CommandReader').map(lambda x: 'two').register(trigger='which')";
+    assert_eq!(
+        pyexecute(&mut cons[2], upgraded, &["ID", "trig", "UPGRADE"]),
+        Reply::ok()
+    );
+    for con in cons.iter_mut() {
+        assert_eq!(cmd(con, &["RG.TRIGGER", "which"]), Reply::bulks(&["two"]));
+    }
+
     // A shard that does not answer within PythonInstallReqMaxIdleTime is named in the reply; it
     // applies the batch once it runs again.
     let mut con = cons.remove(0);
@@ -190,7 +206,7 @@ fn upgrades_and_replacements_reach_every_shard_before_the_reply() {
     );
     let mut on_0 = sessions(&mut con);
     on_0.sort();
-    assert_eq!(on_0.len(), 2);
+    assert_eq!(on_0.len(), 3);
     eventually("the late shard applies the batch", || {
         let mut late = sessions(&mut cons[1]);
         late.sort();

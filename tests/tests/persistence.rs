@@ -227,6 +227,19 @@ fn replicas_get_registrations_fire_nothing_and_serve_them_once_promoted() {
         let data = entry.items()[7].items().to_vec();
         assert_eq!(data[3], Reply::Int(0), "{id} fired on the replica");
     }
+    // An upgrade of the session holding trigger 't' reaches the replica: its copy is checked
+    // against what the upgrade leaves (the trigger belongs to the session it upgrades).
+    assert_eq!(
+        pyexecute(
+            &mut p,
+            "GB('StreamReader').foreach(lambda r: execute('INCR', 'stream-fired')).register(prefix='st')\nGB('CommandReader').register(trigger='t')",
+            &["ID", "after", "UPGRADE"]
+        ),
+        Reply::ok()
+    );
+    wait_for(&mut r, "the upgrade on the replica", |c| {
+        registrations(c) == registrations(&mut p)
+    });
     // RG.UNREGISTER reaches the replica.
     let before = registrations(&mut p)[0].0.clone();
     assert_eq!(cmd(&mut p, &["RG.UNREGISTER", &before]), Reply::ok());
