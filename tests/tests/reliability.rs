@@ -242,3 +242,50 @@ fn an_install_killed_half_way_leaves_nothing_importable_and_is_cleaned_at_start(
         "{reply:?}"
     );
 }
+
+/// A script of `n` assignments, padded with a comment to `size` bytes.
+fn long_script(n: usize, size: usize, last: &str) -> String {
+    let mut script: String = (0..n).map(|i| format!("v{i} = {i}\n")).collect();
+    script.push_str(last);
+    script.push('\n');
+    let pad = size.saturating_sub(script.len() + 2);
+    script.push('#');
+    script.push_str(&"x".repeat(pad));
+    script.push('\n');
+    script
+}
+
+#[test]
+fn a_long_script_is_compiled_while_the_server_serves() {
+    let server = Server::start();
+    let mut con = server.con();
+    // About 4 MB: over a second of compiling, off the main thread. A SET sent meanwhile is
+    // served before the script runs, so the script sees it.
+    let script = long_script(
+        200_000,
+        4_000_000,
+        "seen = execute('GET', 'during')\nGB('ShardsIDReader').map(lambda x: '%d %s' % (v199999 + 1, seen)).run()",
+    );
+    let sender = {
+        let mut con = server.con();
+        std::thread::spawn(move || pyexecute(&mut con, &script, &[]))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cmd(&mut con, &["SET", "during", "1"]), Reply::ok());
+    let reply = sender.join().unwrap();
+    assert_eq!(reply, Reply::results(&["200000 1"], &[]));
+
+    // Its errors read as a short script's do.
+    let broken = long_script(10, 2_000_000, "def f(:");
+    let long = pyexecute(&mut con, &broken, &[]);
+    let short = pyexecute(&mut con, "v0 = 0\ndef f(:", &[]);
+    let (Reply::Err(long), Reply::Err(short)) = (&long, &short) else {
+        panic!("{long:?} {short:?}")
+    };
+    assert!(long.contains("SyntaxError"), "{long}");
+    assert_eq!(
+        long.split("line").next(),
+        short.split("line").next(),
+        "{long} / {short}"
+    );
+}

@@ -6,7 +6,7 @@ use super::Answer;
 use crate::blocked::BlockedClient;
 use crate::executions;
 use crate::persist;
-use crate::python;
+use crate::python::{self, Script};
 use crate::registrations;
 use crate::reply::Reply;
 use crate::reqs::{self, InstallFailure, Preparation};
@@ -147,27 +147,60 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {
         Ok(replaced) => replaced,
         Err(e) => return Reply::error(e).into(),
     };
-    let script = args[1].as_slice();
+    let source = args[1].as_slice();
     if options.requirements.is_empty() {
         if options.force_reinstall {
             // Nothing to install, but the flag still resets the module cache (requirements.md §2.1).
             session.set_requirements(Vec::new(), true);
             python::reset_module_cache();
         }
-        return finish(ctx, script, session, replaced, &options, None);
+        if source.len() < python::COMPILE_APART {
+            return finish(
+                ctx,
+                &Script::Source(source.to_vec()),
+                session,
+                replaced,
+                &options,
+                None,
+            );
+        }
+        // A long script is compiled off the main thread; the client waits, others are served.
+        let client = BlockedClient::block(ctx, 0);
+        let source = source.to_vec();
+        let job = move || {
+            let script = Script::compiled(&source);
+            let guard = ThreadSafeContext::new().lock();
+            finish(&guard, &script, session, replaced, &options, Some(client));
+        };
+        if !threads::run_install(job) {
+            return Reply::error("the requirements install thread is not running").into();
+        }
+        return Answer::NoReply;
     }
     match reqs::prepare(&options.requirements, options.force_reinstall) {
         Err(text) => Reply::error(text).into(),
         Ok(Preparation::Reuse(existing)) => {
             session.set_requirements(existing, false);
-            finish(ctx, script, session, replaced, &options, None)
+            finish(
+                ctx,
+                &Script::Source(source.to_vec()),
+                session,
+                replaced,
+                &options,
+                None,
+            )
         }
         Ok(Preparation::Install(new_reqs)) => {
             // Download and install off the main thread; the client waits, others are served.
             let client = BlockedClient::block(ctx, 0);
-            let script = script.to_vec();
+            let source = source.to_vec();
             let job = move || {
                 let installed = reqs::install(&new_reqs);
+                let script = if source.len() < python::COMPILE_APART {
+                    Script::Source(source)
+                } else {
+                    Script::compiled(&source)
+                };
                 let guard = ThreadSafeContext::new().lock();
                 match installed {
                     Err(InstallFailure(text)) => {
@@ -214,7 +247,7 @@ fn respond(client: Option<BlockedClient>, reply: Reply) -> Answer {
 /// not fail enter the table (requirements.md §2.4, without its quirk).
 fn finish(
     ctx: &Context,
-    script: &[u8],
+    script: &Script,
     session: Arc<Session>,
     replaced: Option<Arc<Session>>,
     options: &Options,

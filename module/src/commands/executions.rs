@@ -207,7 +207,11 @@ fn cluster_view(ctx: &Context, id: &str) -> Answer {
          .flatmap(lambda views: views).run(convertToStr=False)"
     );
     let session = crate::sessions::Session::new(None, None);
-    let helper = match crate::python::run_script(ctx, script.as_bytes(), &session) {
+    let helper = match crate::python::run_script(
+        ctx,
+        &crate::python::Script::Source(script.into_bytes()),
+        &session,
+    ) {
         Ok(outcome) => outcome.execution,
         Err(e) => return Reply::error(e).into(),
     };

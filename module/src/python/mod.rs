@@ -156,9 +156,38 @@ pub struct ScriptOutcome {
 /// Runs `script` on the calling thread (the main thread, holding the Redis lock). On failure the
 /// error text is what the client reads, and any execution the script started is aborted and
 /// dropped.
+/// An RG.PYEXECUTE script: its source, or its code object compiled beforehand (or why it did
+/// not compile).
+pub enum Script {
+    Source(Vec<u8>),
+    Compiled(Result<Py<PyAny>, String>),
+}
+
+/// Scripts at least this long are compiled before the Redis lock is taken, off the main thread:
+/// compiling 100 MB of Python takes about a minute, running the result a few seconds.
+pub const COMPILE_APART: usize = 1024 * 1024;
+
+/// Compiles a script's source; from bytes, so an undecodable script gets Python's own error.
+fn compile<'py>(py: Python<'py>, source: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    py.import("builtins")?
+        .getattr("compile")?
+        .call1((PyBytes::new(py, source), "<string>", "exec"))
+}
+
+impl Script {
+    /// The script compiled now, on this thread (which must not hold the Redis lock for long).
+    pub fn compiled(source: &[u8]) -> Script {
+        Script::Compiled(Python::attach(|py| {
+            compile(py, source)
+                .map(Bound::unbind)
+                .map_err(|e| format_error(py, &e))
+        }))
+    }
+}
+
 pub fn run_script(
     ctx: &redis_module::Context,
-    script: &[u8],
+    script: &Script,
     session: &Arc<crate::sessions::Session>,
 ) -> Result<ScriptOutcome, String> {
     let (result, state) = context::as_script(ctx, session, || {
@@ -168,16 +197,19 @@ pub fn run_script(
                     .get(py)
                     .ok_or_else(|| errors::gears_error("the interpreter is not ready"))?;
                 let globals = base.bind(py).copy()?;
-                let builtins = py.import("builtins")?;
-                // Compiled from bytes so that undecodable scripts get Python's own error.
-                let code = builtins.getattr("compile")?.call1((
-                    PyBytes::new(py, script),
-                    "<string>",
-                    "exec",
-                ))?;
-                builtins.getattr("exec")?.call1((code, globals))?;
+                let code = match script {
+                    Script::Source(source) => compile(py, source)?,
+                    Script::Compiled(Ok(code)) => code.bind(py).clone(),
+                    Script::Compiled(Err(_)) => unreachable!("refused before"),
+                };
+                py.import("builtins")?
+                    .getattr("exec")?
+                    .call1((code, globals))?;
                 Ok(())
             };
+            if let Script::Compiled(Err(text)) = script {
+                return Err(text.clone());
+            }
             run().map_err(|e| format_error(py, &e))
         })
     });
