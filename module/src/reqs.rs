@@ -483,34 +483,31 @@ pub fn restore_table_versions(failed: &[Arc<Requirement>]) {
 /// reinstalls them offline. Pure Rust: it runs in the forked child for BGSAVE.
 pub fn aux_save(rdb: *mut raw::RedisModuleIO) {
     let table: Vec<Arc<Requirement>> = lock(&TABLE).values().cloned().collect();
+    // Those whose wheels are all there; each wheel is then read as it is saved, so memory holds
+    // one wheel at a time however many there are.
     let mut saved = Vec::new();
     for req in table.iter().filter(|r| r.is_downloaded()) {
-        let wheels: Option<Vec<(String, Vec<u8>)>> = req
-            .wheels()
-            .into_iter()
-            .map(|w| {
-                std::fs::read(req.base_path.join(&w))
-                    .ok()
-                    .map(|bytes| (w, bytes))
-            })
-            .collect();
-        match wheels {
-            Some(wheels) => saved.push((req.name.clone(), wheels)),
-            None => log(
+        if req.wheels().iter().all(|w| req.base_path.join(w).is_file()) {
+            saved.push(req);
+        } else {
+            log(
                 "warning",
                 &format!(
                     "Failed serializing requirement {} (a wheel file is missing)",
                     req.name
                 ),
-            ),
+            );
         }
     }
     raw::save_unsigned(rdb, saved.len() as u64);
-    for (name, wheels) in saved {
-        raw::save_slice(rdb, name.as_bytes());
+    for req in saved {
+        raw::save_slice(rdb, req.name.as_bytes());
+        let wheels = req.wheels();
         raw::save_unsigned(rdb, wheels.len() as u64);
-        for (wheel, bytes) in wheels {
+        for wheel in wheels {
             raw::save_slice(rdb, wheel.as_bytes());
+            // Checked above; a file gone since is saved empty and fails its install at load.
+            let bytes = std::fs::read(req.base_path.join(&wheel)).unwrap_or_default();
             raw::save_slice(rdb, &bytes);
         }
     }
@@ -560,40 +557,83 @@ const CHUNK: usize = 8 * 1024 * 1024;
 /// Sends newly installed requirements to replicas and the AOF, wheel bytes in pieces
 /// (`RG.INNERREQPUT`), then `RG.INNERREQDONE` which installs them there.
 pub fn propagate(ctx: &redis_module::Context, reqs: &[Arc<Requirement>]) {
+    if nobody_listens(ctx) {
+        // Reading the wheels would hold the main thread for nothing (a second per GB).
+        return;
+    }
     for req in reqs.iter().filter(|r| r.is_downloaded()) {
         let wheels = req.wheels();
         for wheel in &wheels {
-            let Ok(bytes) = std::fs::read(req.base_path.join(wheel)) else {
+            // A piece at a time: a wheel may be larger than what memory should hold.
+            let sent = (|| -> std::io::Result<()> {
+                let mut file = std::fs::File::open(req.base_path.join(wheel))?;
+                let mut buffer = vec![0u8; CHUNK];
+                let mut offset = 0u64;
+                loop {
+                    let filled = read_full(&mut file, &mut buffer)?;
+                    if filled == 0 && offset > 0 {
+                        return Ok(());
+                    }
+                    let offset_text = offset.to_string();
+                    let args: [&[u8]; 4] = [
+                        req.name.as_bytes(),
+                        wheel.as_bytes(),
+                        offset_text.as_bytes(),
+                        &buffer[..filled],
+                    ];
+                    ctx.replicate("RG.INNERREQPUT", &args[..]);
+                    offset += filled as u64;
+                    if filled < CHUNK {
+                        return Ok(());
+                    }
+                }
+            })();
+            if let Err(e) = sent {
                 log(
                     "warning",
                     &format!(
-                        "requirement '{}': {wheel} is missing, not replicated",
+                        "requirement '{}': {wheel} could not be read ({e}), not replicated",
                         req.name
                     ),
                 );
                 return;
-            };
-            let mut offset = 0;
-            loop {
-                let end = (offset + CHUNK).min(bytes.len());
-                let offset_text = offset.to_string();
-                let args: [&[u8]; 4] = [
-                    req.name.as_bytes(),
-                    wheel.as_bytes(),
-                    offset_text.as_bytes(),
-                    &bytes[offset..end],
-                ];
-                ctx.replicate("RG.INNERREQPUT", &args[..]);
-                offset = end;
-                if offset >= bytes.len() {
-                    break;
-                }
             }
         }
         let mut args: Vec<&[u8]> = vec![req.name.as_bytes()];
         args.extend(wheels.iter().map(|w| w.as_bytes()));
         ctx.replicate("RG.INNERREQDONE", &args[..]);
     }
+}
+
+/// Nothing would receive a replicated command: no AOF, no replica and no replication backlog (a
+/// replica that attaches later gets the wheels in its full sync's RDB).
+fn nobody_listens(ctx: &redis_module::Context) -> bool {
+    use redis_module::{ContextFlags, RedisValue};
+    if ctx.get_flags().contains(ContextFlags::AOF) {
+        return false;
+    }
+    let info = match ctx.call("INFO", &["replication"]) {
+        Ok(RedisValue::SimpleString(s) | RedisValue::BulkString(s)) => s,
+        Ok(RedisValue::BulkRedisString(s)) => s.to_string_lossy(),
+        Ok(RedisValue::StringBuffer(b)) => String::from_utf8_lossy(&b).into_owned(),
+        Ok(RedisValue::VerbatimString((_, b))) => String::from_utf8_lossy(&b).into_owned(),
+        _ => return false,
+    };
+    info.contains("connected_slaves:0") && info.contains("repl_backlog_active:0")
+}
+
+/// Fills `buffer` from `file` as far as it goes; how many bytes were read (fewer than its length
+/// only at the end of the file).
+pub fn read_full(file: &mut std::fs::File, buffer: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
 }
 
 /// Where a replica collects the pieces of a requirement's wheels.

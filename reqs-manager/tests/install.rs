@@ -707,3 +707,40 @@ fn staging_left_by_a_killed_install_is_removed_and_never_imported() {
         0
     );
 }
+
+#[test]
+fn a_wheel_larger_than_the_download_limit_is_refused_and_not_cached() {
+    let server = TestIndex::start(Format::Json);
+    populate(&server);
+    let cache = tempfile::tempdir().unwrap();
+    let site = tempfile::tempdir().unwrap();
+    // Pages are small enough; the wheel file is not.
+    let index = PackageIndex::new(IndexOptions {
+        index_url: Some(server.url.clone()),
+        find_links: None,
+        http: HttpOptions {
+            timeout: Duration::from_secs(2),
+            retries: 1,
+            backoff: Duration::from_millis(10),
+            max_download_bytes: 100,
+            ..HttpOptions::default()
+        },
+        cache: Some(WheelsCache::open(cache.path()).unwrap()),
+        build_python: build_python(),
+    })
+    .unwrap();
+    let err = resolve_and_install(&index, &["tiny"], site.path()).unwrap_err();
+    assert!(err.contains("sent a body larger than 100 bytes"), "{err}");
+    assert!(
+        listing(site.path()).is_empty(),
+        "{:?}",
+        listing(site.path())
+    );
+    // The limit is for files: the default one takes wheels of several GB.
+    assert_eq!(HttpOptions::default().max_download_bytes, 8 << 30);
+    let index = cached_index(&server.url, cache.path());
+    assert_eq!(
+        resolve_and_install(&index, &["tiny"], site.path()).unwrap(),
+        ["tiny==0.2"]
+    );
+}

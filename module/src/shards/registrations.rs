@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use dataflow::wire;
 use redis_module::Context;
+use sha2::{Digest, Sha256};
 
 use super::executions;
 use crate::blocked::BlockedClient;
@@ -338,27 +339,36 @@ fn send_wheels(
     let wheels = requirement.wheels();
     done.extend_from_slice(&(wheels.len() as u32).to_le_bytes());
     for wheel in &wheels {
-        let bytes = std::fs::read(requirement.base_path.join(wheel))
+        // Read a piece at a time: a wheel may be larger than what memory should hold.
+        let mut file = std::fs::File::open(requirement.base_path.join(wheel))
             .map_err(|e| format!("{wheel}: {e}"))?;
-        let mut offset = 0;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; PIECE];
+        let mut offset = 0u64;
         loop {
-            let end = (offset + PIECE).min(bytes.len());
-            let mut piece = Vec::with_capacity(end - offset + 256);
+            let n = reqs::read_full(&mut file, &mut buffer).map_err(|e| format!("{wheel}: {e}"))?;
+            if n == 0 && offset > 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            let mut piece = Vec::with_capacity(n + 256);
             wire::put_bytes(&mut piece, requirement.name.as_bytes());
             wire::put_bytes(&mut piece, wheel.as_bytes());
-            piece.extend_from_slice(&(offset as u64).to_le_bytes());
-            wire::put_bytes(&mut piece, &bytes[offset..end]);
+            piece.extend_from_slice(&offset.to_le_bytes());
+            wire::put_bytes(&mut piece, &buffer[..n]);
             deliver(REQ_PUT, piece);
-            offset = end;
-            if offset >= bytes.len() {
+            offset += n as u64;
+            if n < PIECE {
                 break;
             }
         }
+        let digest: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         wire::put_bytes(&mut done, wheel.as_bytes());
-        wire::put_bytes(
-            &mut done,
-            reqs_manager::Sha256Hex::of(&bytes).as_str().as_bytes(),
-        );
+        wire::put_bytes(&mut done, digest.as_bytes());
     }
     deliver(REQ_DONE, done);
     Ok(())

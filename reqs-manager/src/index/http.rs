@@ -19,8 +19,12 @@ pub struct HttpOptions {
     pub retries: u32,
     /// Wait before the first retry; doubled for each later one.
     pub backoff: Duration,
-    /// Largest body accepted, so a hostile index cannot exhaust memory.
+    /// Largest page body accepted (pages are read into memory), so a hostile index cannot
+    /// exhaust memory.
     pub max_body_bytes: u64,
+    /// Largest file [`HttpClient::download_to`] accepts (streamed to disk): wheels of a few GB
+    /// exist (GPU builds), a hostile index still cannot fill the disk.
+    pub max_download_bytes: u64,
 }
 
 impl Default for HttpOptions {
@@ -31,6 +35,7 @@ impl Default for HttpOptions {
             retries: 3,
             backoff: Duration::from_millis(500),
             max_body_bytes: 512 * 1024 * 1024,
+            max_download_bytes: 8 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -178,7 +183,7 @@ impl HttpClient {
     pub fn download_to(&self, url: &Url, out: &mut dyn std::io::Write) -> Result<u64, HttpError> {
         let (final_url, mut response) =
             self.send_following_redirects(url, "*/*", &HeaderMap::new())?;
-        let limit = self.options.max_body_bytes;
+        let limit = self.options.max_download_bytes;
         if response.content_length().is_some_and(|len| len > limit) {
             return Err(HttpError::TooLarge {
                 url: final_url.to_string(),
