@@ -2,9 +2,14 @@
 //! RG.ABORTEXECUTION while the server goes on serving; a server killed with SIGKILL in the middle
 //! of a stream batch loses no entry.
 
+#[path = "../../reqs-manager/tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
 use std::time::Duration;
 
 use e2e::{cmd, list, pyexecute, registration_stat, wait_for, Reply, Server};
+use support::{wheel, Format, RawWheel, TestIndex};
 
 /// The id and status of every listed execution.
 fn executions(con: &mut redis::Connection) -> Vec<(String, String)> {
@@ -288,4 +293,110 @@ fn a_long_script_is_compiled_while_the_server_serves() {
         short.split("line").next(),
         "{long} / {short}"
     );
+}
+
+/// A small tmpfs mounted for the test, unmounted when dropped.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    /// None where mounting is not allowed (not root).
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(SmallDisk(dir))
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.path().join(name).to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// An index serving `tiny` and `huge` (a 2 MB wheel).
+fn index_with_a_huge_wheel() -> TestIndex {
+    let index = TestIndex::start(Format::Json);
+    index.add(&wheel("tiny", "0.2"));
+    let blob: Vec<u8> = (0..2_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let huge = RawWheel::new("huge", "1.0").entry("huge/blob.bin", &blob, 0o644);
+    index.add_file(
+        "huge",
+        "huge-1.0-py3-none-any.whl",
+        huge.build("huge-1.0.dist-info"),
+    );
+    index
+}
+
+/// `huge` does not fit: a clear error, the server serves, nothing is listed or importable, and
+/// `tiny` installs after it (nothing half-written was left taking the space).
+fn full_disk_fails_cleanly(server: &Server, what: &str) {
+    let mut con = server.con();
+    let reply = pyexecute(&mut con, "import huge", &["REQUIREMENTS", "huge"]);
+    let Reply::Err(text) = &reply else {
+        panic!("{what}: {reply:?}")
+    };
+    assert!(text.contains("No space left on device"), "{what}: {text}");
+    println!("{what} on a full disk: {text}");
+    assert_eq!(cmd(&mut con, &["PING"]), Reply::Simple("PONG".into()));
+    assert_eq!(
+        cmd(&mut con, &["RG.PYDUMPREQS"]),
+        Reply::Arr(vec![]),
+        "{what}"
+    );
+    let imported = pyexecute(&mut con, "import huge", &[]);
+    assert!(
+        imported.as_str().contains("No module named 'huge'"),
+        "{what}: {imported:?}"
+    );
+    assert_eq!(
+        pyexecute(
+            &mut con,
+            "import tiny\nGB('ShardsIDReader').map(lambda x: tiny.VERSION).run()",
+            &["REQUIREMENTS", "tiny"]
+        ),
+        Reply::results(&["0.2"], &[]),
+        "{what}"
+    );
+}
+
+#[test]
+fn a_full_disk_for_the_cache_or_the_requirements_gets_a_clear_error() {
+    let Some(disk) = SmallDisk::mount("1m") else {
+        println!("skipped: cannot mount a small tmpfs here (needs root)");
+        return;
+    };
+    let index = index_with_a_huge_wheel();
+    // The wheels cache on the small disk.
+    let server = Server::with_module_args(&[
+        "RequirementsIndexUrl",
+        &index.url,
+        "WheelsCacheDir",
+        &disk.path("cache"),
+    ]);
+    full_disk_fails_cleanly(&server, "cache");
+    drop(server);
+    // The requirements directory on the small disk, the cache elsewhere.
+    let cache = tempfile::tempdir().unwrap();
+    let server = Server::with_module_args(&[
+        "RequirementsIndexUrl",
+        &index.url,
+        "WheelsCacheDir",
+        cache.path().to_str().unwrap(),
+        "RequirementsDir",
+        &disk.path("requirements"),
+    ]);
+    full_disk_fails_cleanly(&server, "requirements");
+    assert!(Path::new(&disk.path("requirements")).is_dir());
 }
