@@ -247,6 +247,80 @@ fn a_slow_index_times_out_and_a_closed_port_is_unreachable() {
     );
 }
 
+/// A server on 127.0.0.1 that answers every request at once with its headers, then sends the
+/// body one byte every 20 ms (for 3 s): `/simple/<project>/` lists one wheel when `page_fast`, whose file
+/// then trickles; otherwise the page itself trickles.
+fn trickling_index(page_fast: bool) -> String {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let page = "<a href=\"../../files/tiny-0.2-py3-none-any.whl\">tiny-0.2-py3-none-any.whl</a>".repeat(20);
+                let (content_type, body) = if first.contains("/files/") {
+                    ("application/octet-stream", vec![b'x'; 100_000])
+                } else {
+                    ("text/html", page.into_bytes())
+                };
+                let mut out = stream;
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = out.flush();
+                let fast = page_fast && !first.contains("/files/");
+                if fast {
+                    let _ = out.write_all(&body);
+                    return;
+                }
+                // Three seconds of it, then the connection closes: without the guard the client
+                // reports a broken body instead.
+                for byte in body.into_iter().take(150) {
+                    if out.write_all(&[byte]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}/simple/")
+}
+
+#[test]
+fn a_body_that_trickles_is_given_up() {
+    let index = |url: String| {
+        PackageIndex::new(IndexOptions {
+            index_url: Some(url),
+            find_links: None,
+            http: HttpOptions {
+                stall_window: Duration::from_millis(300),
+                stall_min_bytes: 1024,
+                retries: 0,
+                ..fast_http()
+            },
+            cache: None,
+            build_python: None,
+        })
+        .unwrap()
+    };
+    // A page: each byte comes well within the read timeout, the page would take a minute.
+    let err = error(resolve(&index(trickling_index(false)), &["tiny"]));
+    assert!(err.contains("the body stalled"), "{err}");
+    // A wheel (its metadata is read from it here).
+    let err = error(resolve(&index(trickling_index(true)), &["tiny"]));
+    assert!(err.contains("the body stalled"), "{err}");
+}
+
 #[test]
 fn garbage_pages_are_refused_with_the_page_named() {
     let server = TestIndex::start(Format::Json);

@@ -25,6 +25,11 @@ pub struct HttpOptions {
     /// Largest file [`HttpClient::download_to`] accepts (streamed to disk): wheels of a few GB
     /// exist (GPU builds), a hostile index still cannot fill the disk.
     pub max_download_bytes: u64,
+    /// A body that delivers fewer than [`HttpOptions::stall_min_bytes`] in this long is given
+    /// up: each read has its own timeout, so a body trickling a byte at a time would otherwise
+    /// hold an install for ever.
+    pub stall_window: Duration,
+    pub stall_min_bytes: u64,
 }
 
 impl Default for HttpOptions {
@@ -36,6 +41,8 @@ impl Default for HttpOptions {
             backoff: Duration::from_millis(500),
             max_body_bytes: 512 * 1024 * 1024,
             max_download_bytes: 8 * 1024 * 1024 * 1024,
+            stall_window: Duration::from_secs(30),
+            stall_min_bytes: 16 * 1024,
         }
     }
 }
@@ -190,7 +197,7 @@ impl HttpClient {
                 limit,
             });
         }
-        let mut limited = std::io::Read::take(&mut response, limit + 1);
+        let mut limited = std::io::Read::take(self.stall_guard(&mut response), limit + 1);
         let copied = std::io::copy(&mut limited, out).map_err(|err| HttpError::Unreachable {
             url: final_url.to_string(),
             attempts: 1,
@@ -219,7 +226,7 @@ impl HttpClient {
             });
         }
         let mut body = Vec::new();
-        response
+        self.stall_guard(response)
             .take(limit + 1)
             .read_to_end(&mut body)
             .map_err(|err| HttpError::Unreachable {
@@ -234,6 +241,16 @@ impl HttpClient {
             });
         }
         Ok(body)
+    }
+
+    fn stall_guard<R: std::io::Read>(&self, inner: R) -> StallGuard<R> {
+        StallGuard {
+            inner,
+            window: self.options.stall_window,
+            min_bytes: self.options.stall_min_bytes,
+            window_start: Instant::now(),
+            in_window: 0,
+        }
     }
 
     /// Sends with retries, following same-origin redirects; returns the final URL and response
@@ -371,4 +388,36 @@ fn freshness(headers: &HeaderMap) -> Freshness {
         }
     }
     result
+}
+
+/// Reads through `inner`, failing once a whole window passed with fewer than `min_bytes` read in
+/// it.
+struct StallGuard<R> {
+    inner: R,
+    window: Duration,
+    min_bytes: u64,
+    window_start: Instant,
+    in_window: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for StallGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.in_window += n as u64;
+        let now = Instant::now();
+        if now.duration_since(self.window_start) >= self.window {
+            if self.in_window < self.min_bytes && n > 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "the body stalled: {} bytes in {:?}, under the {} expected",
+                        self.in_window, self.window, self.min_bytes
+                    ),
+                ));
+            }
+            self.window_start = now;
+            self.in_window = 0;
+        }
+        Ok(n)
+    }
 }
