@@ -658,10 +658,15 @@ pub fn check_wheel_name(wheel: &str) -> Result<(), String> {
 
 /// `RG.INNERREQPUT <req> <wheel> <offset> <bytes>`: one piece of a wheel, in order.
 pub fn inner_put(name: &str, wheel: &str, offset: u64, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write;
     check_wheel_name(wheel)?;
-    let dir = incoming_dir(name);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    write_piece(&incoming_dir(name), wheel, offset, bytes)
+}
+
+/// Writes the piece of `wheel` at `offset` into `dir`: the first piece starts the file, each
+/// next one must continue it exactly.
+pub fn write_piece(dir: &Path, wheel: &str, offset: u64, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let path = dir.join(wheel);
     let current = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let mut file = if offset == 0 {
@@ -673,8 +678,8 @@ pub fn inner_put(name: &str, wheel: &str, offset: u64, bytes: &[u8]) -> Result<(
             "{wheel}: piece at offset {offset}, but {current} bytes arrived"
         ));
     }
-    .map_err(|e| e.to_string())?;
-    file.write_all(bytes).map_err(|e| e.to_string())
+    .map_err(|e| format!("{wheel}: {e}"))?;
+    file.write_all(bytes).map_err(|e| format!("{wheel}: {e}"))
 }
 
 /// `RG.INNERREQDONE <req> <wheel> ...`: the requirement's wheels arrived; it is installed

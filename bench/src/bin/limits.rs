@@ -10,13 +10,16 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e2e::{cmd, pyexecute, Reply, Server};
 use sha2::Digest;
+
+#[path = "../static_index.rs"]
+mod static_index;
+use static_index::serve;
 
 /// Sends PING every 50 ms until stopped; the slowest round trip.
 fn pinger(server: &Server) -> (Arc<AtomicBool>, std::thread::JoinHandle<Duration>) {
@@ -147,46 +150,6 @@ fn write_big_wheel(dir: &Path, size: usize) -> String {
     zip.write_all(record.as_bytes()).unwrap();
     zip.finish().unwrap().flush().unwrap();
     filename
-}
-
-struct HttpServer(Child);
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `python3 -m http.server` over `root`; the index URL.
-fn serve(root: &Path) -> (HttpServer, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-        ])
-        .current_dir(root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "http.server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (
-        HttpServer(child),
-        format!("http://127.0.0.1:{port}/simple/"),
-    )
 }
 
 fn wheel() {

@@ -8,13 +8,17 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqs_manager::index::HttpOptions;
 use reqs_manager::install::install_resolution;
 use reqs_manager::{IndexOptions, PackageIndex, Requirement, Resolver, TargetPython};
 use sha2::Digest;
+
+#[path = "../static_index.rs"]
+mod static_index;
+use static_index::serve;
 
 const PACKAGES: usize = 20;
 const MODULES_PER_PACKAGE: usize = 40;
@@ -118,45 +122,6 @@ mod base64_free {
         }
         out
     }
-}
-
-struct HttpServer(Child);
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(root: &Path) -> (HttpServer, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-        ])
-        .current_dir(root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "http.server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (
-        HttpServer(child),
-        format!("http://127.0.0.1:{port}/simple/"),
-    )
 }
 
 fn ours(url: &str, cache: &Path, site: &Path) -> usize {

@@ -154,41 +154,13 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {
             session.set_requirements(Vec::new(), true);
             python::reset_module_cache();
         }
-        if source.len() < python::COMPILE_APART {
-            return finish(
-                ctx,
-                &Script::Source(source.to_vec()),
-                session,
-                replaced,
-                &options,
-                None,
-            );
-        }
-        // A long script is compiled off the main thread; the client waits, others are served.
-        let client = BlockedClient::block(ctx, 0);
-        let source = source.to_vec();
-        let job = move || {
-            let script = Script::compiled(&source);
-            let guard = ThreadSafeContext::new().lock();
-            finish(&guard, &script, session, replaced, &options, Some(client));
-        };
-        if !threads::run_install(job) {
-            return Reply::error("the requirements install thread is not running").into();
-        }
-        return Answer::NoReply;
+        return run_soon(ctx, source, session, replaced, options);
     }
     match reqs::prepare(&options.requirements, options.force_reinstall) {
         Err(text) => Reply::error(text).into(),
         Ok(Preparation::Reuse(existing)) => {
             session.set_requirements(existing, false);
-            finish(
-                ctx,
-                &Script::Source(source.to_vec()),
-                session,
-                replaced,
-                &options,
-                None,
-            )
+            run_soon(ctx, source, session, replaced, options)
         }
         Ok(Preparation::Install(new_reqs)) => {
             // Download and install off the main thread; the client waits, others are served.
@@ -221,6 +193,32 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {
             Answer::NoReply
         }
     }
+}
+
+/// Runs a script whose requirements are in place: at once, or, when it is long, once it was
+/// compiled off the main thread (the client waits, others are served).
+fn run_soon(
+    ctx: &Context,
+    source: &[u8],
+    session: Arc<Session>,
+    replaced: Option<Arc<Session>>,
+    options: Options,
+) -> Answer {
+    if source.len() < python::COMPILE_APART {
+        let script = Script::Source(source.to_vec());
+        return finish(ctx, &script, session, replaced, &options, None);
+    }
+    let client = BlockedClient::block(ctx, 0);
+    let source = source.to_vec();
+    let job = move || {
+        let script = Script::compiled(&source);
+        let guard = ThreadSafeContext::new().lock();
+        finish(&guard, &script, session, replaced, &options, Some(client));
+    };
+    if !threads::run_install(job) {
+        return Reply::error("the requirements install thread is not running").into();
+    }
+    Answer::NoReply
 }
 
 /// The session's requirements enter the table; newly installed ones go to replicas and the AOF.

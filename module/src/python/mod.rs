@@ -192,24 +192,21 @@ pub fn run_script(
 ) -> Result<ScriptOutcome, String> {
     let (result, state) = context::as_script(ctx, session, || {
         Python::attach(|py| -> Result<(), String> {
+            let code = match script {
+                Script::Source(source) => compile(py, source),
+                Script::Compiled(Ok(code)) => Ok(code.bind(py).clone()),
+                Script::Compiled(Err(text)) => return Err(text.clone()),
+            };
             let run = || -> PyResult<()> {
                 let base = BASE_NAMESPACE
                     .get(py)
                     .ok_or_else(|| errors::gears_error("the interpreter is not ready"))?;
                 let globals = base.bind(py).copy()?;
-                let code = match script {
-                    Script::Source(source) => compile(py, source)?,
-                    Script::Compiled(Ok(code)) => code.bind(py).clone(),
-                    Script::Compiled(Err(_)) => unreachable!("refused before"),
-                };
                 py.import("builtins")?
                     .getattr("exec")?
-                    .call1((code, globals))?;
+                    .call1((code?, globals))?;
                 Ok(())
             };
-            if let Script::Compiled(Err(text)) = script {
-                return Err(text.clone());
-            }
             run().map_err(|e| format_error(py, &e))
         })
     });

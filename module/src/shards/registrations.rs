@@ -418,7 +418,6 @@ impl Receiving {
     }
 
     fn put(&mut self, sender: &str, mut payload: &[u8]) -> Result<(), String> {
-        use std::io::Write;
         let input = &mut payload;
         let name = text(wire::take_bytes(input))?;
         let wheel = text(wire::take_bytes(input))?;
@@ -437,22 +436,7 @@ impl Receiving {
             return Ok(());
         }
         let dir = Self::incoming_dir(sender, &name);
-        let path = dir.join(&wheel);
-        let written = (|| -> Result<(), String> {
-            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-            let current = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let mut file = if offset == 0 {
-                std::fs::File::create(&path)
-            } else if offset == current {
-                std::fs::OpenOptions::new().append(true).open(&path)
-            } else {
-                return Err(format!(
-                    "{wheel}: piece at offset {offset}, but {current} bytes arrived"
-                ));
-            }
-            .map_err(|e| format!("{wheel}: {e}"))?;
-            file.write_all(bytes).map_err(|e| format!("{wheel}: {e}"))
-        })();
+        let written = reqs::write_piece(&dir, &wheel, offset, bytes);
         if let Err(e) = &written {
             let _ = std::fs::remove_dir_all(&dir);
             self.failed.insert(key, e.clone());
