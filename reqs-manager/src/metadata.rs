@@ -51,10 +51,8 @@ impl CoreMetadata {
         let mut requires_python = None;
         for (key, value) in &headers {
             if key.eq_ignore_ascii_case("Requires-Dist") {
-                let req =
-                    pep508_rs::Requirement::<VerbatimUrl>::from_str(value).map_err(|err| {
-                        invalid(format!("bad Requires-Dist '{value}': {}", err.message))
-                    })?;
+                let req = crate::requirement::parse_pep508(value)
+                    .map_err(|err| invalid(format!("bad Requires-Dist '{value}': {err}")))?;
                 requires_dist.push(req);
             } else if key.eq_ignore_ascii_case("Provides-Extra") {
                 let extra = ExtraName::from_str(value)

@@ -77,18 +77,53 @@ impl Requirement {
     }
 }
 
+/// A PEP 508 requirement, or why not. pep508_rs 0.9 panics (an `expect`) on a package or extra
+/// name that ends in `.`, `-` or `_` when something follows it (`foo- >=1`, found by fuzzing):
+/// those are refused here first, and any other such panic becomes an error too.
+pub fn parse_pep508(text: &str) -> Result<pep508_rs::Requirement<VerbatimUrl>, String> {
+    if let Some(name) = badly_ended_name(text) {
+        return Err(format!(
+            "Name '{name}' must end with an alphanumeric character"
+        ));
+    }
+    std::panic::catch_unwind(|| pep508_rs::Requirement::<VerbatimUrl>::from_str(text))
+        .map_err(|_| "the requirement parser failed on it".to_string())?
+        .map_err(|err| err.message.to_string())
+}
+
+/// The package name, or an extra in the `[...]` after it, ending in `.`, `-` or `_` before
+/// another character: what pep508_rs panics on.
+fn badly_ended_name(text: &str) -> Option<&str> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    let ends_badly = |name: &str, rest: &str| !rest.is_empty() && name.ends_with(['.', '-', '_']);
+    let text = text.trim_start();
+    let end = text.find(|c: char| !is_name(c)).unwrap_or(text.len());
+    let (name, rest) = text.split_at(end);
+    if ends_badly(name, rest) {
+        return Some(name);
+    }
+    let extras = rest.trim_start().strip_prefix('[')?;
+    let extras = &extras[..extras.find(']').unwrap_or(extras.len())];
+    for extra in extras.split(',') {
+        let extra = extra.trim_start();
+        let end = extra.find(|c: char| !is_name(c)).unwrap_or(extra.len());
+        let (name, rest) = extra.split_at(end);
+        if ends_badly(name, rest) || (rest.is_empty() && name.ends_with(['.', '-', '_'])) {
+            return Some(name);
+        }
+    }
+    None
+}
+
 impl FromStr for Requirement {
     type Err = RequirementError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let (spec, hashes) = split_options(input)?;
-        let pep508 =
-            pep508_rs::Requirement::<VerbatimUrl>::from_str(spec.trim()).map_err(|err| {
-                RequirementError::Syntax {
-                    input: input.to_string(),
-                    message: err.message.to_string(),
-                }
-            })?;
+        let pep508 = parse_pep508(spec.trim()).map_err(|message| RequirementError::Syntax {
+            input: input.to_string(),
+            message,
+        })?;
         if matches!(pep508.version_or_url, Some(VersionOrUrl::Url(_))) {
             return Err(RequirementError::DirectUrl {
                 input: input.to_string(),
@@ -150,6 +185,51 @@ mod tests {
         assert_eq!(
             req.raw,
             "Pillow[extra_one]>=2.0,<3 ; python_version >= '3.8'"
+        );
+    }
+
+    /// Found by fuzzing (fuzz/seeds/{requirement,metadata}/regression-*): pep508_rs panicked on these.
+    #[test]
+    fn names_ending_in_punctuation_are_refused_not_a_panic() {
+        for text in [
+            "foo- >=1",
+            "6.\0.5rz",
+            "foo_ ; python_version > '3'",
+            "foo[bar-]",
+            "foo[ok, bad.]>=1",
+            "foo [bar_ , baz]",
+        ] {
+            let err = text.parse::<Requirement>().unwrap_err().to_string();
+            assert!(
+                err.contains("must end with an alphanumeric character"),
+                "{text:?}: {err}"
+            );
+        }
+        // Still accepted: what PEP 508 allows.
+        for text in [
+            "foo-bar >=1",
+            "foo[bar-baz]",
+            "a.b_c-d[e.f] ; extra == 'x'",
+            "foo-",
+        ] {
+            let parsed = text.parse::<Requirement>();
+            assert!(parsed.is_ok() || text == "foo-", "{text:?}: {parsed:?}");
+        }
+        // The parser also slices inside a multi-byte character on some inputs: caught, an error.
+        let text = std::str::from_utf8(include_bytes!(
+            "../../fuzz/seeds/requirement/regression-non-char-boundary"
+        ))
+        .unwrap();
+        assert!(text.parse::<Requirement>().is_err());
+        let meta = include_bytes!("../../fuzz/seeds/metadata/regression-non-char-boundary");
+        assert!(crate::metadata::CoreMetadata::parse(meta, "METADATA").is_err());
+        let meta = "Metadata-Version: 2.1\nName: app\nVersion: 1.0\nRequires-Dist: extra- ; x\n";
+        let err = crate::metadata::CoreMetadata::parse(meta.as_bytes(), "METADATA")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("must end with an alphanumeric character"),
+            "{err}"
         );
     }
 

@@ -247,6 +247,11 @@ fn failures_reply_the_spec_text_and_the_reason_and_lose_nothing() {
         ),
         ("tiny>5", "the requirements cannot be satisfied"),
         ("tiny>=", "invalid requirement 'tiny>='"),
+        // Found by fuzzing: the PEP 508 parser panicked on it ("internal error" before).
+        (
+            "tiny- >=1",
+            "invalid requirement 'tiny- >=1': Name 'tiny-' must end with an alphanumeric character",
+        ),
         (
             &*format!("tiny==0.2 --hash=sha256:{}", "0".repeat(64)),
             "is not pinned",
