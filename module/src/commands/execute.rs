@@ -167,19 +167,15 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {
             let client = BlockedClient::block(ctx, 0);
             let source = source.to_vec();
             let job = move || {
-                let installed = reqs::install(&new_reqs);
-                let script = if source.len() < python::COMPILE_APART {
-                    Script::Source(source)
-                } else {
-                    Script::compiled(&source)
-                };
+                // Compiled before the Redis lock is taken, when there is something to run.
+                let installed = reqs::install(&new_reqs).map(|()| Script::off_main_thread(source));
                 let guard = ThreadSafeContext::new().lock();
                 match installed {
                     Err(InstallFailure(text)) => {
                         reqs::restore_table_versions(&new_reqs);
                         client.reply(Reply::error(text));
                     }
-                    Ok(()) => {
+                    Ok(script) => {
                         reqs::warn_about_other_versions(&new_reqs);
                         session.set_requirements(new_reqs, true);
                         python::reset_module_cache();
@@ -211,7 +207,7 @@ fn run_soon(
     let client = BlockedClient::block(ctx, 0);
     let source = source.to_vec();
     let job = move || {
-        let script = Script::compiled(&source);
+        let script = Script::off_main_thread(source);
         let guard = ThreadSafeContext::new().lock();
         finish(&guard, &script, session, replaced, &options, Some(client));
     };

@@ -175,10 +175,13 @@ fn compile<'py>(py: Python<'py>, source: &[u8]) -> PyResult<Bound<'py, PyAny>> {
 }
 
 impl Script {
-    /// The script compiled now, on this thread (which must not hold the Redis lock for long).
-    pub fn compiled(source: &[u8]) -> Script {
+    /// The script for a thread that does not hold the Redis lock: a long one compiled now.
+    pub fn off_main_thread(source: Vec<u8>) -> Script {
+        if source.len() < COMPILE_APART {
+            return Script::Source(source);
+        }
         Script::Compiled(Python::attach(|py| {
-            compile(py, source)
+            compile(py, &source)
                 .map(Bound::unbind)
                 .map_err(|e| format_error(py, &e))
         }))
