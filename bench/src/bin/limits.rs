@@ -6,7 +6,10 @@
 //!   index on 127.0.0.1: install time, the server's peak RSS, the slowest PING during the
 //!   install, an import, and a DEBUG RELOAD (the wheel goes through the RDB).
 //!
-//! Without arguments both run. Needs about 5 GB of free disk for the wheel.
+//! - `--registrations`: 100,000 registrations in one script: registering, a SET firing one of
+//!   them, RG.DUMPREGISTRATIONS, DEBUG RELOAD.
+//!
+//! Without arguments all three run. Needs about 5 GB of free disk for the wheel.
 
 use std::io::Write;
 use std::path::Path;
@@ -214,9 +217,52 @@ fn wheel() {
     assert_eq!(reloaded, Reply::ok());
 }
 
+/// 100,000 `sync` registrations in one script: registering, a SET that fires one of them,
+/// RG.DUMPREGISTRATIONS, DEBUG RELOAD, then a SET again.
+fn registrations() {
+    let server = Server::start();
+    let mut con = server.con();
+    let timed = |what: &str, f: &mut dyn FnMut() -> Reply| {
+        let started = Instant::now();
+        let reply = f();
+        let shown = match &reply {
+            Reply::Arr(items) => format!("{} entries", items.len()),
+            other => format!("{other:?}"),
+        };
+        println!(
+            "limits registrations_100k  {what}_ms={:.0}  reply={shown}",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    };
+    let script = "for i in range(100000):\n    GB().foreach(lambda r: execute('INCR', 'hits')).register(prefix='p%d' % i, mode='sync')";
+    timed("register", &mut || {
+        pyexecute(&mut con, script, &["ID", "many"])
+    });
+    timed("set_firing_one", &mut || {
+        cmd(&mut con, &["SET", "p99999", "v"])
+    });
+    timed("dumpregistrations", &mut || {
+        cmd(&mut con, &["RG.DUMPREGISTRATIONS"])
+    });
+    timed("debug_reload", &mut || cmd(&mut con, &["DEBUG", "RELOAD"]));
+    timed("set_after_reload", &mut || {
+        cmd(&mut con, &["SET", "p0", "v"])
+    });
+    println!(
+        "limits registrations_100k  hits={:?}  peak_rss_mb={}",
+        cmd(&mut con, &["GET", "hits"]),
+        peak_rss_mb(server.pid())
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let all = !args.iter().any(|a| a == "--script" || a == "--wheel");
+    let all = !args
+        .iter()
+        .any(|a| a == "--script" || a == "--wheel" || a == "--registrations");
+    if all || args.iter().any(|a| a == "--registrations") {
+        registrations();
+    }
     if all || args.iter().any(|a| a == "--script") {
         script();
     }
