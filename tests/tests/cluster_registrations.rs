@@ -3,15 +3,7 @@
 //! shard's events, a node that joins later gets them, and an RG.UNREGISTER on any shard removes
 //! them everywhere.
 
-use e2e::{cmd, eventually, pyexecute, registration_stat, Cluster, Reply};
-
-fn registration_ids(con: &mut redis::Connection) -> Vec<String> {
-    cmd(con, &["RG.DUMPREGISTRATIONS"])
-        .items()
-        .iter()
-        .map(|r| r.items()[1].as_str().to_string())
-        .collect()
-}
+use e2e::{cmd, eventually, pyexecute, registration_ids, registration_stat, Cluster, Reply};
 
 /// How many times a node's copy of the registration fired.
 fn fired(con: &mut redis::Connection) -> i64 {
