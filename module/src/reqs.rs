@@ -499,43 +499,23 @@ pub fn aux_save(rdb: *mut raw::RedisModuleIO) {
             );
         }
     }
-    raw::save_unsigned(rdb, saved.len() as u64);
+    let mut out = crate::persist::RdbIo(rdb);
+    formats::aux::write_requirements_count(&mut out, saved.len());
     for req in saved {
-        raw::save_slice(rdb, req.name.as_bytes());
-        let wheels = req.wheels();
-        raw::save_unsigned(rdb, wheels.len() as u64);
-        for wheel in wheels {
-            raw::save_slice(rdb, wheel.as_bytes());
-            // Checked above; a file gone since is saved empty and fails its install at load.
-            let bytes = std::fs::read(req.base_path.join(&wheel)).unwrap_or_default();
-            raw::save_slice(rdb, &bytes);
-        }
+        // Checked above; a file gone since is saved empty and fails its install at load.
+        formats::aux::write_requirement(&mut out, &req.name, &req.wheels(), |wheel| {
+            std::fs::read(req.base_path.join(wheel)).unwrap_or_default()
+        });
     }
 }
 
 /// Reads [`aux_save`]'s section: the table is replaced by the saved requirements, whose wheels
 /// are written to new directories and installed (offline) before the load goes on.
 pub fn aux_load(rdb: *mut raw::RedisModuleIO) -> Result<(), String> {
-    let text = |rdb| -> Result<String, String> {
-        let buffer = raw::load_string_buffer(rdb).map_err(|e| format!("truncated section: {e}"))?;
-        String::from_utf8(buffer.as_ref().to_vec()).map_err(|_| "a name is not UTF-8".to_string())
-    };
-    let count = raw::load_unsigned(rdb).map_err(|e| format!("truncated section: {e}"))?;
-    let mut loaded = Vec::new();
-    for _ in 0..count {
-        let name = text(rdb)?;
-        let n = raw::load_unsigned(rdb).map_err(|e| format!("truncated section: {e}"))?;
-        let mut wheels = Vec::new();
-        for _ in 0..n {
-            let wheel = text(rdb)?;
-            let bytes =
-                raw::load_string_buffer(rdb).map_err(|e| format!("truncated section: {e}"))?;
-            wheels.push((wheel, bytes.as_ref().to_vec()));
-        }
-        loaded.push((name, wheels));
-    }
+    let loaded = formats::aux::read_requirements(&mut crate::persist::RdbIo(rdb))
+        .map_err(|e| e.to_string())?;
     let mut table = BTreeMap::new();
-    for (name, wheels) in loaded {
+    for formats::aux::SavedRequirement { name, wheels } in loaded {
         let req = install_placed(&name, wheels, |_, bytes, path| {
             std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
         })?;
@@ -646,14 +626,7 @@ fn incoming_dir(name: &str) -> PathBuf {
 
 /// Refuses a wheel file name that could leave its directory or is not a wheel.
 pub fn check_wheel_name(wheel: &str) -> Result<(), String> {
-    if wheel.is_empty()
-        || wheel.contains(['/', '\0'])
-        || wheel.starts_with('.')
-        || !wheel.ends_with(".whl")
-    {
-        return Err(format!("bad wheel name '{wheel}'"));
-    }
-    Ok(())
+    formats::check_wheel_name(wheel).map_err(|e| e.to_string())
 }
 
 /// `RG.INNERREQPUT <req> <wheel> <offset> <bytes>`: one piece of a wheel, in order.

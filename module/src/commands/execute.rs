@@ -111,7 +111,7 @@ fn apply_batch(
         .as_ref()
         .map(|old| old.registrations())
         .unwrap_or_default();
-    let saved = persist::Batch::new(session, replaced.as_ref(), &unregistered, &batch);
+    let saved = persist::batch(session, replaced.as_ref(), &unregistered, &batch);
     if let Some(old) = replaced {
         crate::reqs::release_session(&old.requirements());
         for id in unregistered {
@@ -123,7 +123,7 @@ fn apply_batch(
     }
     registrations::apply_all(batch, session);
     sessions::link(session);
-    saved.replicate(ctx);
+    persist::BatchExt::replicate(&saved, ctx);
     saved
 }
 

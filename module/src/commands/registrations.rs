@@ -34,7 +34,8 @@ pub fn inner_register(ctx: &Context, args: Vec<RedisString>) -> Answer {
     if args.len() != 2 {
         return Answer::WrongArity;
     }
-    let applied = persist::Batch::decode(args[1].as_slice()).and_then(|batch| batch.apply(ctx));
+    let applied = persist::decode_batch(args[1].as_slice())
+        .and_then(|batch| persist::BatchExt::apply(&batch, ctx));
     match applied {
         Ok(()) => {
             ctx.replicate_verbatim();

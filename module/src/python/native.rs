@@ -700,11 +700,13 @@ impl PyFlatExecution {
         if let Err(pending) = context::script_registered(pending) {
             // From a step: the registration joins the session of the code running it.
             let session = context::current_session().unwrap_or_else(|| Session::new(None, None));
-            let batch = crate::persist::Batch::of(&session, None, &[], &pending);
+            let batch = crate::persist::batch_of(&session, &pending);
             registrations::apply(*pending, &session);
             // Replicas and the AOF learn of it too (Redis lock first: the GIL is let go).
             py.detach(|| {
-                redis_calls::with_redis_lock(|ctx| batch.replicate(ctx));
+                redis_calls::with_redis_lock(|ctx| {
+                    crate::persist::BatchExt::replicate(&batch, ctx)
+                });
                 crate::shards::registrations::broadcast_batch(&batch, session.requirements());
             });
         }

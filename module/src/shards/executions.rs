@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use cluster::exchange::{self as exchange, Message};
 use cluster::{ClusterExchange, Registry, Transport};
-use dataflow::wire::{self, ObjectCodec};
+use dataflow::wire::ObjectCodec;
 use dataflow::{ObjectHandle, Plan, Reader, Record};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -158,13 +158,8 @@ pub fn start(
         .filter(|r| r.is_downloaded())
         .collect();
     let entry = start_part(plan, reader, session, future, None, me)?;
-    let mut payload = Vec::with_capacity(saved.len() + 64);
-    wire::put_bytes(&mut payload, entry.id.as_bytes());
-    payload.extend_from_slice(&(requirements.len() as u32).to_le_bytes());
-    for requirement in &requirements {
-        wire::put_bytes(&mut payload, requirement.name.as_bytes());
-    }
-    payload.extend_from_slice(&saved);
+    let names: Vec<&str> = requirements.iter().map(|r| r.name.as_str()).collect();
+    let payload = ReceivedRun::encode(&entry.id, &names, &saved);
     if requirements.is_empty() {
         super::broadcast(RUN_RECEIVED, &payload);
     } else {
@@ -174,34 +169,7 @@ pub fn start(
     Ok(entry)
 }
 
-/// A run received from another shard: its id, the requirements it needs, its saved form.
-pub struct ReceivedRun {
-    pub id: String,
-    pub requirements: Vec<String>,
-    saved: Vec<u8>,
-}
-
-impl ReceivedRun {
-    pub fn decode(mut input: &[u8]) -> Result<ReceivedRun, String> {
-        let input = &mut input;
-        let id = take_text(input).ok_or("a run with no execution id")?;
-        let count = wire::take_u32(input).map_err(|e| e.to_string())?;
-        let mut requirements = Vec::new();
-        for _ in 0..count {
-            requirements.push(take_text(input).ok_or("a run with a broken requirement list")?);
-        }
-        Ok(ReceivedRun {
-            id,
-            requirements,
-            saved: input.to_vec(),
-        })
-    }
-}
-
-fn take_text(input: &mut &[u8]) -> Option<String> {
-    let text = wire::take_bytes(input).ok()?;
-    Some(String::from_utf8_lossy(text).into_owned())
-}
+pub use formats::messages::ReceivedRun;
 
 /// `ExecutionPlan_OnReceived`: this shard's part of another shard's run, made from its saved
 /// form on an execution thread (unpickling is not for the main thread). A shard that cannot
@@ -209,7 +177,7 @@ fn take_text(input: &mut &[u8]) -> Option<String> {
 /// A run that needs requirements waits for their wheels, which came before it, on the thread
 /// that installs them.
 fn run_received(ctx: &Context, sender: &str, function: &str, payload: &[u8]) {
-    match ReceivedRun::decode(payload) {
+    match ReceivedRun::decode(payload).map_err(|e| e.to_string()) {
         Ok(run) if run.requirements.is_empty() => start_received(run, sender),
         Ok(_) => super::registrations::received(ctx, sender, function, payload),
         Err(e) => log("warning", &format!("a run from shard {sender}: {e}")),

@@ -19,13 +19,14 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
-use dataflow::wire;
 use redis_module::Context;
 use sha2::{Digest, Sha256};
 
 use super::executions;
 use crate::blocked::BlockedClient;
-use crate::persist::{self, Batch};
+use formats::messages::{self, Unregister, WheelPiece, WheelsDone};
+
+use crate::persist::{self, Batch, BatchExt};
 use crate::redis_calls::{log, with_redis_lock};
 use crate::reply::Reply;
 use crate::reqs::{self, Requirement};
@@ -188,12 +189,11 @@ pub fn distribute_batch(batch: Batch, requirements: Vec<Arc<Requirement>>, clien
 }
 
 /// `RG_InnerRegisterAnswer`: one shard's answer to a batch this shard waits on.
-fn answer_received(_ctx: &Context, sender: &str, _function: &str, mut payload: &[u8]) {
-    let Ok(token) = wire::take(&mut payload, 8) else {
+fn answer_received(_ctx: &Context, sender: &str, _function: &str, payload: &[u8]) {
+    let Ok((token, error)) = messages::decode_answer(payload) else {
         log("warning", &format!("a broken answer from shard {sender}"));
         return;
     };
-    let token = u64::from_le_bytes(token.try_into().expect("8 bytes"));
     let mut table = waiting();
     let Some(entry) = table.get_mut(&token) else {
         return;
@@ -201,11 +201,10 @@ fn answer_received(_ctx: &Context, sender: &str, _function: &str, mut payload: &
     if !entry.shards.remove(sender) {
         return;
     }
-    if !payload.is_empty() {
-        entry.errors.push(Reply::error(format!(
-            "-ERR shard-{sender}: {}",
-            String::from_utf8_lossy(payload)
-        )));
+    if let Some(error) = error {
+        entry
+            .errors
+            .push(Reply::error(format!("-ERR shard-{sender}: {error}")));
     }
     if entry.shards.is_empty() {
         let done = table.remove(&token).expect("present");
@@ -268,11 +267,11 @@ pub fn broadcast_run(payload: Vec<u8>, requirements: Vec<Arc<Requirement>>) {
 /// Sends an RG.UNREGISTER this shard applied to every other shard.
 pub fn broadcast_unregister(id: &str, abort_pending: bool) {
     if super::is_cluster() {
-        let mut payload = id.as_bytes().to_vec();
-        if abort_pending {
-            payload.extend_from_slice(b"\0abortpending");
-        }
-        queue_out(Outgoing::Unregister(payload));
+        let payload = Unregister {
+            id: id.to_string(),
+            abort_pending,
+        };
+        queue_out(Outgoing::Unregister(payload.encode()));
     }
 }
 
@@ -311,11 +310,7 @@ fn send(job: Outgoing) {
             send_all(&requirements, &to);
             match token {
                 None => deliver(&to, BATCH, batch.encode()),
-                Some(token) => {
-                    let mut payload = token.to_le_bytes().to_vec();
-                    payload.extend_from_slice(&batch.encode());
-                    deliver(&to, ASK, payload);
-                }
+                Some(token) => deliver(&to, ASK, messages::encode_ask(token, &batch.encode())),
             }
         }
         Outgoing::Unregister(payload) => deliver(&None, UNREGISTER, payload),
@@ -334,13 +329,13 @@ fn send_wheels(
     requirement: &Requirement,
     mut deliver: impl FnMut(&str, Vec<u8>),
 ) -> Result<(), String> {
-    let mut done = Vec::new();
-    wire::put_bytes(&mut done, requirement.name.as_bytes());
-    let wheels = requirement.wheels();
-    done.extend_from_slice(&(wheels.len() as u32).to_le_bytes());
-    for wheel in &wheels {
+    let mut done = WheelsDone {
+        requirement: requirement.name.clone(),
+        wheels: Vec::new(),
+    };
+    for wheel in requirement.wheels() {
         // Read a piece at a time: a wheel may be larger than what memory should hold.
-        let mut file = std::fs::File::open(requirement.base_path.join(wheel))
+        let mut file = std::fs::File::open(requirement.base_path.join(&wheel))
             .map_err(|e| format!("{wheel}: {e}"))?;
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; PIECE];
@@ -351,12 +346,13 @@ fn send_wheels(
                 break;
             }
             hasher.update(&buffer[..n]);
-            let mut piece = Vec::with_capacity(n + 256);
-            wire::put_bytes(&mut piece, requirement.name.as_bytes());
-            wire::put_bytes(&mut piece, wheel.as_bytes());
-            piece.extend_from_slice(&offset.to_le_bytes());
-            wire::put_bytes(&mut piece, &buffer[..n]);
-            deliver(REQ_PUT, piece);
+            let piece = WheelPiece {
+                requirement: requirement.name.clone(),
+                wheel: wheel.clone(),
+                offset,
+                bytes: &buffer[..n],
+            };
+            deliver(REQ_PUT, piece.encode());
             offset += n as u64;
             if n < PIECE {
                 break;
@@ -367,10 +363,9 @@ fn send_wheels(
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        wire::put_bytes(&mut done, wheel.as_bytes());
-        wire::put_bytes(&mut done, digest.as_bytes());
+        done.wheels.push((wheel, digest));
     }
-    deliver(REQ_DONE, done);
+    deliver(REQ_DONE, done.encode());
     Ok(())
 }
 
@@ -417,18 +412,13 @@ impl Receiving {
             .join(&digest.as_str()[..16])
     }
 
-    fn put(&mut self, sender: &str, mut payload: &[u8]) -> Result<(), String> {
-        let input = &mut payload;
-        let name = text(wire::take_bytes(input))?;
-        let wheel = text(wire::take_bytes(input))?;
-        let offset = u64::from_le_bytes(
-            wire::take(input, 8)
-                .map_err(|e| e.to_string())?
-                .try_into()
-                .expect("8 bytes"),
-        );
-        let bytes = wire::take_bytes(input).map_err(|e| e.to_string())?;
-        reqs::check_wheel_name(&wheel)?;
+    fn put(&mut self, sender: &str, payload: &[u8]) -> Result<(), String> {
+        let WheelPiece {
+            requirement: name,
+            wheel,
+            offset,
+            bytes,
+        } = WheelPiece::decode(payload).map_err(|e| e.to_string())?;
         let key = (sender.to_string(), name.clone());
         if offset == 0 {
             self.failed.remove(&key);
@@ -444,16 +434,11 @@ impl Receiving {
         written
     }
 
-    fn done(&mut self, sender: &str, mut payload: &[u8]) -> Result<(), String> {
-        let input = &mut payload;
-        let name = text(wire::take_bytes(input))?;
-        let count = wire::take_u32(input).map_err(|e| e.to_string())?;
-        let mut wheels = Vec::new();
-        for _ in 0..count {
-            let wheel = text(wire::take_bytes(input))?;
-            let sha256 = text(wire::take_bytes(input))?;
-            wheels.push((wheel, sha256));
-        }
+    fn done(&mut self, sender: &str, payload: &[u8]) -> Result<(), String> {
+        let WheelsDone {
+            requirement: name,
+            wheels,
+        } = WheelsDone::decode(payload).map_err(|e| e.to_string())?;
         let key = (sender.to_string(), name.clone());
         let dir = Self::incoming_dir(sender, &name);
         if let Some(reason) = self.failed.get(&key) {
@@ -492,7 +477,7 @@ impl Receiving {
     /// A run whose requirements came before it: started now they are installed, or ended
     /// everywhere with the reason one is not.
     fn run(&mut self, sender: &str, payload: &[u8]) -> Result<(), String> {
-        let run = executions::ReceivedRun::decode(payload)?;
+        let run = executions::ReceivedRun::decode(payload).map_err(|e| e.to_string())?;
         match self.missing(sender, &run.requirements) {
             Ok(()) => executions::start_received(run, sender),
             Err(e) => executions::fail_unstarted(&run.id, sender, &e),
@@ -502,21 +487,15 @@ impl Receiving {
 
     /// A batch whose sender waits: applied, then answered with why not if it was not.
     fn ask(&mut self, sender: &str, payload: &[u8]) -> Result<(), String> {
-        if payload.len() < 8 {
-            return Err("a batch with no token".into());
-        }
-        let (token, batch) = payload.split_at(8);
+        let (token, batch) = messages::decode_ask(payload).map_err(|e| e.to_string())?;
         let applied = self.batch(sender, batch);
-        let mut answer = token.to_vec();
-        if let Err(e) = &applied {
-            answer.extend_from_slice(e.as_bytes());
-        }
+        let answer = messages::encode_answer(token, applied.as_ref().err().map(String::as_str));
         super::send_to(sender, ANSWER, answer);
         applied
     }
 
     fn batch(&mut self, sender: &str, payload: &[u8]) -> Result<(), String> {
-        let batch = Batch::decode(payload)?;
+        let batch = persist::decode_batch(payload)?;
         self.missing(sender, &batch.session.requirements)?;
         with_redis_lock(|ctx| {
             batch.apply(ctx)?;
@@ -526,20 +505,11 @@ impl Receiving {
     }
 }
 
-fn text(bytes: Result<&[u8], wire::WireError>) -> Result<String, String> {
-    let bytes = bytes.map_err(|e| e.to_string())?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| "a name that is not UTF-8".to_string())
-}
-
 fn unregister(payload: &[u8]) {
-    let text = String::from_utf8_lossy(payload);
-    let (id, abort_pending) = match text.split_once('\0') {
-        Some((id, _)) => (id, true),
-        None => (text.as_ref(), false),
-    };
+    let Unregister { id, abort_pending } = Unregister::decode(payload);
     with_redis_lock(|ctx| {
-        if persist::unregister(id, abort_pending) {
-            persist::replicate_unregister(ctx, id, abort_pending);
+        if persist::unregister(&id, abort_pending) {
+            persist::replicate_unregister(ctx, &id, abort_pending);
         }
     });
 }
