@@ -31,6 +31,40 @@ pub fn detached_context() -> Context {
 }
 
 /// Writes `message` to the Redis log at `level` (debug, verbose, notice, warning).
+/// Unsigned fields of an INFO section (0 for one that is missing or not a number).
+///
+/// Not `redis_module`'s `ServerInfo::field`: it retains the string Redis hands over and frees
+/// it once, leaking one reference per call (found under valgrind: ~20 bytes per cron tick).
+pub fn info_unsigned<const N: usize>(ctx: &Context, section: &str, fields: [&str; N]) -> [u64; N] {
+    let mut values = [0; N];
+    let Ok(section) = CString::new(section) else {
+        return values;
+    };
+    // SAFETY: the main thread holds the Redis lock through `ctx`; the data is freed below and
+    // the field getter allocates nothing.
+    unsafe {
+        let data = redis_module::raw::RedisModule_GetServerInfo.unwrap()(ctx.ctx, section.as_ptr());
+        if data.is_null() {
+            return values;
+        }
+        for (value, field) in values.iter_mut().zip(fields) {
+            if let Ok(field) = CString::new(field) {
+                let mut error = 0;
+                let got = redis_module::raw::RedisModule_ServerInfoGetFieldUnsigned.unwrap()(
+                    data,
+                    field.as_ptr(),
+                    &mut error,
+                );
+                if error == 0 {
+                    *value = got;
+                }
+            }
+        }
+        redis_module::raw::RedisModule_FreeServerInfo.unwrap()(ctx.ctx, data);
+    }
+    values
+}
+
 pub fn log(level: &str, message: &str) {
     let ctx = LOG_CONTEXT.load(Ordering::SeqCst);
     let (Ok(level), Ok(message)) = (

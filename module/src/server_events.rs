@@ -72,16 +72,11 @@ unsafe extern "C" fn on_cron(
         );
     }
     let checked = catch_unwind(AssertUnwindSafe(|| {
-        let info = ctx.server_info("persistence");
-        let number = |field: &str| {
-            info.field(field)
-                .and_then(|v| v.to_string_lossy().parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        let rewrites = number("aof_rewrites");
+        let [rewrites, aof_enabled] =
+            redis_calls::info_unsigned(&ctx, "persistence", ["aof_rewrites", "aof_enabled"]);
         let previous = AOF_REWRITES.swap(rewrites, Ordering::Relaxed);
         if rewrites > previous
-            && number("aof_enabled") == 1
+            && aof_enabled == 1
             && !registrations::all().is_empty()
             && !rdb_preamble(&ctx)
         {

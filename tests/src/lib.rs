@@ -39,8 +39,28 @@ fn free_cluster_port() -> u16 {
 }
 
 /// Starts `redis-server` on `port` in `dir` with the module loaded.
+/// A command that runs every server under a tool (`GEARS_E2E_WRAPPER`, words separated by
+/// spaces, e.g. `ci/leaks.sh`'s valgrind): servers then start more slowly and are stopped with
+/// SIGTERM, so the tool writes its report.
+fn wrapper() -> Option<Vec<String>> {
+    let words: Vec<String> = std::env::var("GEARS_E2E_WRAPPER")
+        .ok()?
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    (!words.is_empty()).then_some(words)
+}
+
 fn spawn(port: u16, dir: &std::path::Path, server_args: &[&str], module_args: &[&str]) -> Child {
-    Command::new("redis-server")
+    let mut command = match wrapper() {
+        Some(words) => {
+            let mut command = Command::new(&words[0]);
+            command.args(&words[1..]).arg("redis-server");
+            command
+        }
+        None => Command::new("redis-server"),
+    };
+    command
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
         .args(["--enable-debug-command", "local"])
@@ -132,7 +152,8 @@ impl Server {
 
     /// Waits until the server answers PING; `Err` with its log if it exits first.
     fn wait_up(&mut self) -> Result<(), StartFailure> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let patience = if wrapper().is_some() { 600 } else { 20 };
+        let deadline = Instant::now() + Duration::from_secs(patience);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 let mut stderr = String::new();
@@ -157,9 +178,16 @@ impl Server {
         })
     }
 
-    /// Kills the server (SIGKILL); [`Server::restart`] starts it again.
+    /// Kills the server (SIGKILL; SIGTERM under a [`wrapper`], so its report is written);
+    /// [`Server::restart`] starts it again.
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
+        if wrapper().is_some() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+        } else {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 
@@ -212,8 +240,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

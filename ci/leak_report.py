@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Sums valgrind memcheck logs (vg.<pid>.log in the directory given) and prints the definite
+leak records, grouped by stack: those with a frame in our code (the module or its crates), and
+the rest (CPython or Redis alone), which are counted but not ours to fix."""
+import collections
+import pathlib
+import re
+import sys
+
+OURS = re.compile(r"libredisgears\.so|redisgears::|dataflow::|cluster::|formats::|reqs_manager::|wheels_cache::|/work/|/module/src/")
+RECORD = re.compile(r"==\d+== ([\d,]+) (?:\(.*?\) )?bytes in ([\d,]+) blocks are definitely lost")
+FRAME = re.compile(r"==\d+==    (?:at|by) 0x[0-9A-F]+: (.*)")
+
+
+def records(text):
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = RECORD.search(line)
+        if not m:
+            continue
+        frames = []
+        for follow in lines[i + 1:]:
+            f = FRAME.match(follow)
+            if not f:
+                break
+            frames.append(f.group(1))
+        yield int(m.group(1).replace(",", "")), int(m.group(2).replace(",", "")), frames
+
+
+def main():
+    logs = sorted(pathlib.Path(sys.argv[1]).glob("vg.*.log"))
+    servers = complete = 0
+    ours = collections.defaultdict(lambda: [0, 0, 0])
+    theirs = collections.defaultdict(lambda: [0, 0, 0])
+    for log in logs:
+        text = log.read_text(errors="replace")
+        if "redis-server" not in text and "redis-check" not in text:
+            continue
+        servers += 1
+        if "LEAK SUMMARY" in text or "All heap blocks were freed" in text:
+            complete += 1
+        for size, blocks, frames in records(text):
+            key = tuple(f for f in frames if "vgpreload" not in f)[:12]
+            table = ours if any(OURS.search(f) for f in frames) else theirs
+            table[key][0] += size
+            table[key][1] += blocks
+            table[key][2] += 1
+    print(f"{servers} servers under valgrind, {complete} with a leak summary")
+    for name, table in (("ours", ours), ("CPython/Redis only", theirs)):
+        total = sum(v[0] for v in table.values())
+        print(f"definitely lost, {name}: {total} bytes in {sum(v[1] for v in table.values())} blocks, {len(table)} distinct stacks")
+    for key, (size, blocks, seen) in sorted(ours.items(), key=lambda kv: -kv[1][0]):
+        print(f"\n{size} bytes in {blocks} blocks ({seen} servers):")
+        for frame in key:
+            print(f"    {frame}")
+    if "-v" in sys.argv:
+        for key, (size, blocks, seen) in sorted(theirs.items(), key=lambda kv: -kv[1][0])[:10]:
+            print(f"\n[not ours] {size} bytes in {blocks} blocks ({seen} servers):")
+            for frame in key[:6]:
+                print(f"    {frame}")
+    sys.exit(1 if ours else 0)
+
+
+main()
