@@ -2,11 +2,13 @@
 //! bounded chunk per lock hold, with a pause after each so the main thread gets the lock.
 
 use std::cell::RefCell;
+use std::ffi::c_void;
+use std::ptr::NonNull;
 use std::time::Duration;
 
 use dataflow::glob;
 use redis_module::key::RedisKey;
-use redis_module::{Context, DetachedFromClient, KeysCursor, RedisString, ThreadSafeContext};
+use redis_module::{raw, Context, DetachedFromClient, RedisString, ThreadSafeContext};
 
 /// Keys visited per lock hold; about 1-2 ms of work (BUILD-NOTES-2 §2).
 pub const KEYS_PER_CHUNK: usize = 1000;
@@ -14,10 +16,64 @@ pub const KEYS_PER_CHUNK: usize = 1000;
 const PAUSE_BETWEEN_CHUNKS: Duration = Duration::from_micros(20);
 
 /// The scan cursor; only used with the Redis lock held, by one thread at a time.
-struct Cursor(KeysCursor);
+///
+/// Ours rather than `redis_module::KeysCursor`, whose callback retains every key name and never
+/// releases it: one leaked string per key scanned (found under valgrind).
+struct Cursor(*mut raw::RedisModuleScanCursor);
 // SAFETY: the cursor is a handle to Redis' scan state, used only under the Redis lock and by the
 // one worker that owns this scan.
 unsafe impl Send for Cursor {}
+
+impl Cursor {
+    fn new() -> Cursor {
+        // SAFETY: creating a cursor needs no lock; it is destroyed once, on drop.
+        Cursor(unsafe { raw::RedisModule_ScanCursorCreate.unwrap()() })
+    }
+
+    /// One `RedisModule_Scan` step (a hash bucket); false once the keyspace is exhausted.
+    fn scan<F: FnMut(&Context, &RedisString, Option<&RedisKey>)>(
+        &self,
+        ctx: &Context,
+        visit: &mut F,
+    ) -> bool {
+        // SAFETY: `ctx` holds the Redis lock; `visit` outlives the call, which is synchronous.
+        let more = unsafe {
+            raw::RedisModule_Scan.unwrap()(
+                ctx.ctx,
+                self.0,
+                Some(visit_key::<F>),
+                (visit as *mut F).cast::<c_void>(),
+            )
+        };
+        more != 0
+    }
+}
+
+impl Drop for Cursor {
+    fn drop(&mut self) {
+        // SAFETY: created by `Cursor::new`, destroyed only here.
+        unsafe { raw::RedisModule_ScanCursorDestroy.unwrap()(self.0) };
+    }
+}
+
+/// Hands one scanned key to the visitor. The name is retained while the visitor sees it and
+/// released after; the key is Redis' own and is not closed here.
+extern "C" fn visit_key<F: FnMut(&Context, &RedisString, Option<&RedisKey>)>(
+    ctx: *mut raw::RedisModuleCtx,
+    key_name: *mut raw::RedisModuleString,
+    key: *mut raw::RedisModuleKey,
+    visit: *mut c_void,
+) {
+    let context = Context::new(ctx);
+    let name = RedisString::new(NonNull::new(ctx), key_name);
+    // SAFETY: the key is valid for this callback and the `RedisKey` does not outlive it.
+    let key = (!key.is_null()).then(|| unsafe { RedisKey::from_raw_parts(ctx, key) });
+    // SAFETY: `visit` is the `&mut F` `Cursor::scan` passed, alive for this synchronous call.
+    let visit = unsafe { &mut *visit.cast::<F>() };
+    visit(&context, &name, key.as_ref());
+    // Closing the key is Redis' job; the name's extra reference goes with `name`.
+    std::mem::forget(key);
+}
 
 /// A scan over the keys matching a glob pattern.
 pub struct ChunkedScan {
@@ -48,11 +104,11 @@ impl ChunkedScan {
         }
         let context = self.context.get_or_insert_with(ThreadSafeContext::new);
         let guard = context.lock();
-        let cursor = self.cursor.get_or_insert_with(|| Cursor(KeysCursor::new()));
+        let cursor = self.cursor.get_or_insert_with(Cursor::new);
         let out = RefCell::new(Vec::with_capacity(KEYS_PER_CHUNK));
         let pattern = &self.pattern;
         let visit = RefCell::new(&mut visit);
-        let callback = |ctx: &Context, name: &RedisString, key: Option<&RedisKey>| {
+        let mut callback = |ctx: &Context, name: &RedisString, key: Option<&RedisKey>| {
             if glob::matches(pattern, name.as_slice()) {
                 let item = (visit.borrow_mut())(ctx, name, key);
                 out.borrow_mut().push(item);
@@ -60,7 +116,7 @@ impl ChunkedScan {
         };
         // Each scan call covers one hash bucket, so loop until the chunk is full.
         while out.borrow().len() < KEYS_PER_CHUNK {
-            if !cursor.0.scan(&guard, &callback) {
+            if !cursor.scan(&guard, &mut callback) {
                 self.done = true;
                 break;
             }
