@@ -19,13 +19,12 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
+use formats::messages::{self, Unregister, WheelPiece, WheelsDone};
 use redis_module::Context;
 use sha2::{Digest, Sha256};
 
 use super::executions;
 use crate::blocked::BlockedClient;
-use formats::messages::{self, Unregister, WheelPiece, WheelsDone};
-
 use crate::persist::{self, Batch, BatchExt};
 use crate::redis_calls::{log, with_redis_lock};
 use crate::reply::Reply;
