@@ -4,7 +4,8 @@
 //! climb. Prints, asserts nothing.
 //!
 //! Executions: half RG.PYEXECUTE of a batch pipeline (a session, a compiled script, an
-//! execution each), half RG.TRIGGER of a CommandReader registration (an execution each).
+//! execution each; every other one scans 100 keys with KeysReader, the rest ShardsIDReader),
+//! half RG.TRIGGER of a CommandReader registration (an execution each).
 //! Events: SETs over 10,000 keys firing a `sync` and an `async` KeysReader registration (so the
 //! keyspace stays the same size), and XADDs to a stream whose registration trims it.
 //!
@@ -90,7 +91,15 @@ fn executions(server: &Server, total: usize) {
         "GB('CommandReader').map(lambda x: len(x)).register(trigger='soak')",
         &[],
     );
-    let script = "GB('ShardsIDReader').map(lambda x: 1).run()";
+    let mut pipe = redis::pipe();
+    for i in 0..100 {
+        pipe.cmd("SET").arg(format!("x:{i}")).arg(i).ignore();
+    }
+    pipe.query::<()>(&mut con).unwrap();
+    let scripts = [
+        "GB('ShardsIDReader').map(lambda x: 1).run()",
+        "GB().map(lambda r: r['value']).count().run('x:*')",
+    ];
     let mut samples = Samples {
         pid: server.pid(),
         rows: Vec::new(),
@@ -102,7 +111,7 @@ fn executions(server: &Server, total: usize) {
         let mut pipe = redis::pipe();
         for i in 0..PIPELINE {
             if (done + i) % 2 == 0 {
-                pipe.cmd("RG.PYEXECUTE").arg(script);
+                pipe.cmd("RG.PYEXECUTE").arg(scripts[(done + i) / 2 % 2]);
             } else {
                 pipe.cmd("RG.TRIGGER").arg("soak").arg(i);
             }
