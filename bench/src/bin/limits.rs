@@ -42,14 +42,11 @@ fn pinger(server: &Server) -> (Arc<AtomicBool>, std::thread::JoinHandle<Duration
     (stop, handle)
 }
 
+#[path = "../proc_status.rs"]
+mod proc_status;
+
 fn peak_rss_mb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .map_or(0, |kb| kb / 1024)
+    proc_status::megabytes(pid, "VmHWM") as u64
 }
 
 fn long_script() -> String {

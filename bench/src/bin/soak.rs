@@ -18,15 +18,8 @@ use e2e::{cmd, pyexecute, Server};
 const STEP: usize = 100_000;
 const PIPELINE: usize = 500;
 
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
+#[path = "../proc_status.rs"]
+mod proc_status;
 
 fn used_memory_mb(con: &mut redis::Connection) -> f64 {
     let info: String = redis::cmd("INFO").arg("memory").query(con).unwrap();
@@ -60,7 +53,7 @@ struct Samples {
 impl Samples {
     fn take(&mut self, con: &mut redis::Connection, what: &str, done: usize) {
         settle(con);
-        let rss = rss_mb(self.pid);
+        let rss = proc_status::megabytes(self.pid, "VmRSS");
         let used = used_memory_mb(con);
         println!(
             "{what:>10} {done:>9}  rss {rss:8.1} MB  used_memory {used:7.1} MB  ({:.0} s)",
@@ -84,6 +77,38 @@ impl Samples {
     }
 }
 
+/// Sends `total` commands, [`PIPELINE`] at a time (`command` adds the n-th to the pipeline),
+/// sampling memory every [`STEP`] under `what`; the replies of each pipeline go to `check`.
+fn drive(
+    server: &Server,
+    con: &mut redis::Connection,
+    what: &str,
+    total: usize,
+    mut command: impl FnMut(&mut redis::Pipeline, usize),
+    check: impl Fn(&[redis::Value]),
+) {
+    let mut samples = Samples {
+        pid: server.pid(),
+        rows: Vec::new(),
+        started: Instant::now(),
+    };
+    samples.take(con, what, 0);
+    let mut done = 0;
+    while done < total {
+        let mut pipe = redis::pipe();
+        for n in done..done + PIPELINE {
+            command(&mut pipe, n);
+        }
+        let replies: Vec<redis::Value> = pipe.query(con).unwrap();
+        check(&replies);
+        done += PIPELINE;
+        if done % STEP == 0 {
+            samples.take(con, what, done);
+        }
+    }
+    samples.summary(what);
+}
+
 fn executions(server: &Server, total: usize) {
     let mut con = server.con();
     pyexecute(
@@ -100,35 +125,27 @@ fn executions(server: &Server, total: usize) {
         "GB('ShardsIDReader').map(lambda x: 1).run()",
         "GB().map(lambda r: r['value']).count().run('x:*')",
     ];
-    let mut samples = Samples {
-        pid: server.pid(),
-        rows: Vec::new(),
-        started: Instant::now(),
-    };
-    samples.take(&mut con, "executions", 0);
-    let mut done = 0;
-    while done < total {
-        let mut pipe = redis::pipe();
-        for i in 0..PIPELINE {
-            if (done + i) % 2 == 0 {
-                pipe.cmd("RG.PYEXECUTE").arg(scripts[(done + i) / 2 % 2]);
+    drive(
+        server,
+        &mut con,
+        "executions",
+        total,
+        |pipe, n| {
+            if n % 2 == 0 {
+                pipe.cmd("RG.PYEXECUTE").arg(scripts[n / 2 % 2]);
             } else {
-                pipe.cmd("RG.TRIGGER").arg("soak").arg(i);
+                pipe.cmd("RG.TRIGGER").arg("soak").arg(n);
             }
-        }
-        let replies: Vec<redis::Value> = pipe.query(&mut con).unwrap();
-        if let Some(e) = replies
-            .iter()
-            .find(|v| matches!(v, redis::Value::ServerError(_)))
-        {
-            panic!("an execution failed: {e:?}");
-        }
-        done += PIPELINE;
-        if done % STEP == 0 {
-            samples.take(&mut con, "executions", done);
-        }
-    }
-    samples.summary("executions");
+        },
+        |replies| {
+            if let Some(e) = replies
+                .iter()
+                .find(|v| matches!(v, redis::Value::ServerError(_)))
+            {
+                panic!("an execution failed: {e:?}");
+            }
+        },
+    );
 }
 
 fn events(server: &Server, total: usize) {
@@ -148,31 +165,24 @@ fn events(server: &Server, total: usize) {
         "GB('StreamReader').map(lambda r: r['id']).register(prefix='st:*', batch=100, duration=5)",
         &[],
     );
-    let mut samples = Samples {
-        pid: server.pid(),
-        rows: Vec::new(),
-        started: Instant::now(),
-    };
-    samples.take(&mut con, "events", 0);
-    let mut done = 0;
-    while done < total {
-        let mut pipe = redis::pipe();
-        for i in done..done + PIPELINE {
-            match i % 5 {
-                0 | 1 => pipe.cmd("SET").arg(format!("s:{}", i % 5_000)).arg(i),
-                2 | 3 => pipe.cmd("SET").arg(format!("a:{}", i % 5_000)).arg(i),
-                _ => pipe.cmd("XADD").arg("st:1").arg("*").arg("n").arg(i),
+    drive(
+        server,
+        &mut con,
+        "events",
+        total,
+        |pipe, n| {
+            match n % 5 {
+                0 | 1 => pipe.cmd("SET").arg(format!("s:{}", n % 5_000)).arg(n),
+                2 | 3 => pipe.cmd("SET").arg(format!("a:{}", n % 5_000)).arg(n),
+                _ => pipe.cmd("XADD").arg("st:1").arg("*").arg("n").arg(n),
             };
-        }
-        let _: Vec<redis::Value> = pipe.query(&mut con).unwrap();
-        done += PIPELINE;
-        if done % STEP == 0 {
-            samples.take(&mut con, "events", done);
-        }
-    }
+        },
+        |_| {},
+    );
     let stream_len: i64 = redis::cmd("XLEN").arg("st:1").query(&mut con).unwrap();
     println!("stream left with {stream_len} entries (trimmed as processed)");
     settle(&mut con);
+    println!("registrations after the events:");
     for registration in cmd(&mut con, &["RG.DUMPREGISTRATIONS"]).items() {
         let fields = registration.items();
         let data = fields[7].items();
@@ -191,7 +201,6 @@ fn events(server: &Server, total: usize) {
             stat("numFailures")
         );
     }
-    samples.summary("events");
 }
 
 fn main() {
