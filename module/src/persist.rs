@@ -1,9 +1,10 @@
 //! Sessions and registrations outlive the process and reach replicas (sessions-and-cluster.md
 //! Part B): the batch a script's registrations are applied as, sent to replicas and the AOF as
 //! `RG.INNERREGISTER <batch>` (and `RG.INNERUNREGISTER <id>`), the RDB aux section written
-//! after the keyspace, and the clearing at the start of every load. Our own versioned format
-//! (DESIGN.md); a registration is carried in its saved form, made when it was registered, so
-//! saving runs no Python (BGSAVE saves in a forked child).
+//! after the keyspace, and the clearing at the start of every load. The byte layouts are our
+//! own, versioned, in the `formats` crate (decoded there, fuzzed there); this module acts on
+//! them. A registration is carried in its saved form, made when it was registered, so saving
+//! runs no Python (BGSAVE saves in a forked child).
 
 use std::sync::Arc;
 

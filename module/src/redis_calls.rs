@@ -30,7 +30,6 @@ pub fn detached_context() -> Context {
     Context::new(LOG_CONTEXT.load(Ordering::SeqCst))
 }
 
-/// Writes `message` to the Redis log at `level` (debug, verbose, notice, warning).
 /// Unsigned fields of an INFO section (0 for one that is missing or not a number).
 ///
 /// Not `redis_module`'s `ServerInfo::field`: it retains the string Redis hands over and frees
@@ -65,6 +64,7 @@ pub fn info_unsigned<const N: usize>(ctx: &Context, section: &str, fields: [&str
     values
 }
 
+/// Writes `message` to the Redis log at `level` (debug, verbose, notice, warning).
 pub fn log(level: &str, message: &str) {
     let ctx = LOG_CONTEXT.load(Ordering::SeqCst);
     let (Ok(level), Ok(message)) = (

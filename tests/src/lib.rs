@@ -38,7 +38,6 @@ fn free_cluster_port() -> u16 {
     }
 }
 
-/// Starts `redis-server` on `port` in `dir` with the module loaded.
 /// A command that runs every server under a tool (`GEARS_E2E_WRAPPER`, words separated by
 /// spaces, e.g. `ci/leaks.sh`'s valgrind): servers then start more slowly and are stopped with
 /// SIGTERM, so the tool writes its report.
@@ -51,6 +50,7 @@ fn wrapper() -> Option<Vec<String>> {
     (!words.is_empty()).then_some(words)
 }
 
+/// Starts `redis-server` on `port` in `dir` with the module loaded.
 fn spawn(port: u16, dir: &std::path::Path, server_args: &[&str], module_args: &[&str]) -> Child {
     let mut command = match wrapper() {
         Some(words) => {
