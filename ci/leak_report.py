@@ -11,7 +11,7 @@ import pathlib
 import re
 import sys
 
-OURS = re.compile(r"libredisgears\.so|redisgears::|dataflow::|cluster::|formats::|reqs_manager::|wheels_cache::|/work/|/module/src/")
+OURS = re.compile(r"libredisgears\.so|redisgears::|dataflow::|cluster::|formats::|reqs_manager::|wheels_cache::")
 RECORD = re.compile(r"==\d+== ([\d,]+) (?:\(.*?\) )?bytes in ([\d,]+) blocks are definitely lost")
 FRAME = re.compile(r"==\d+==    (?:at|by) 0x[0-9A-F]+: (.*)")
 

@@ -95,11 +95,10 @@ pub fn parse_pep508(text: &str) -> Result<pep508_rs::Requirement<VerbatimUrl>, S
 /// another character: what pep508_rs panics on.
 fn badly_ended_name(text: &str) -> Option<&str> {
     let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
-    let ends_badly = |name: &str, rest: &str| !rest.is_empty() && name.ends_with(['.', '-', '_']);
     let text = text.trim_start();
     let end = text.find(|c: char| !is_name(c)).unwrap_or(text.len());
     let (name, rest) = text.split_at(end);
-    if ends_badly(name, rest) {
+    if !rest.is_empty() && name.ends_with(['.', '-', '_']) {
         return Some(name);
     }
     let extras = rest.trim_start().strip_prefix('[')?;
@@ -107,8 +106,9 @@ fn badly_ended_name(text: &str) -> Option<&str> {
     for extra in extras.split(',') {
         let extra = extra.trim_start();
         let end = extra.find(|c: char| !is_name(c)).unwrap_or(extra.len());
-        let (name, rest) = extra.split_at(end);
-        if ends_badly(name, rest) || (rest.is_empty() && name.ends_with(['.', '-', '_'])) {
+        // Inside the brackets even the last extra is followed by more text (`]`).
+        let name = &extra[..end];
+        if name.ends_with(['.', '-', '_']) {
             return Some(name);
         }
     }
