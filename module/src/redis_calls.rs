@@ -3,6 +3,7 @@
 
 use std::ffi::CString;
 use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::LazyLock;
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -97,7 +98,8 @@ fn error_text(error: &ErrorReply<'_>) -> String {
     }
 }
 
-fn own(reply: &redis_module::CallReply<'_>) -> CallReply {
+/// A reply copied out of Redis.
+pub fn own(reply: &redis_module::CallReply<'_>) -> CallReply {
     use redis_module::CallReply as R;
     let nested = |item: redis_module::CallResult<'_>| match item {
         Ok(r) => own(&r),
@@ -143,10 +145,10 @@ fn with_crlf(mut s: String) -> String {
 
 /// The options of calls from Python: writes reach replicas and the AOF. Errors are not turned
 /// into replies, so a call Redis refuses outright (unknown command, wrong arity) fails with
-/// errno, which RedisGears reports as `strerror` (runtime.md §3.1).
-fn call_options() -> CallOptions {
-    CallOptionsBuilder::new().replicate().build()
-}
+/// errno, which RedisGears reports as `strerror` (runtime.md §3.1). Built once: every
+/// `execute()` uses them.
+static CALL_OPTIONS: LazyLock<CallOptions> =
+    LazyLock::new(|| CallOptionsBuilder::new().replicate().build());
 
 /// The options of a hooked client call's real command: the client must get Redis' own reply,
 /// errors included.
@@ -160,14 +162,25 @@ fn relay_options() -> CallOptions {
 /// Runs one replicated command on a context that holds the Redis lock.
 pub fn call_with(ctx: &Context, command: &str, args: &[Vec<u8>]) -> Result<CallReply, String> {
     let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    call_read(ctx, command, &args, own)
+}
+
+/// Runs one replicated command on a context that holds the Redis lock and hands its reply to
+/// `read` while Redis still owns it, so a large reply (a batch of stream entries) is copied
+/// once, into what the caller keeps, rather than into a [`CallReply`] tree first.
+pub fn call_read<T>(
+    ctx: &Context,
+    command: &str,
+    args: &[&[u8]],
+    read: impl FnOnce(&redis_module::CallReply<'_>) -> T,
+) -> Result<T, String> {
     // SAFETY: errno is thread-local; cleared so a stale value is not reported.
     unsafe { *libc::__errno_location() = 0 };
-    let result: redis_module::CallResult<'_> =
-        ctx.call_ext(command, &call_options(), args.as_slice());
+    let result: redis_module::CallResult<'_> = ctx.call_ext(command, &CALL_OPTIONS, args);
     match result {
         // No reply at all: the call was refused before it ran.
         Ok(redis_module::CallReply::Unknown) => Err(call_failure()),
-        Ok(reply) => Ok(own(&reply)),
+        Ok(reply) => Ok(read(&reply)),
         // Redis 7.0 hands a module the error text with the protocol's CRLF, and RedisGears
         // passes it on: scripts see it in str(e) (runtime.md §3.1).
         Err(e) => Err(with_crlf(error_text(&e))),
@@ -262,10 +275,16 @@ pub fn relay(ctx: &Context, command: &[u8], args: &[Vec<u8>]) -> bool {
 /// Runs one command. On a thread that already holds the Redis lock (a command running on the
 /// main thread) it runs at once; elsewhere the GIL is released while the lock is taken.
 pub fn call(py: Python<'_>, command: &str, args: &[Vec<u8>]) -> Result<CallReply, String> {
+    let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    call_slices(py, command, &args)
+}
+
+/// [`call`] with borrowed arguments (`execute()` passes the bytes of its Python arguments).
+pub fn call_slices(py: Python<'_>, command: &str, args: &[&[u8]]) -> Result<CallReply, String> {
     if let Some(ctx) = context::locked_context() {
-        return call_with(&ctx, command, args);
+        return call_read(&ctx, command, args, own);
     }
-    py.detach(|| with_redis_lock(|ctx| call_with(ctx, command, args)))
+    py.detach(|| with_redis_lock(|ctx| call_read(ctx, command, args, own)))
 }
 
 thread_local! {

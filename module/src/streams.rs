@@ -162,13 +162,13 @@ fn reader(
     let read = Arc::new(Mutex::new(ReadBatch::default()));
     let (consumer, slot, stream) = (registration.consumer.clone(), read.clone(), key.to_vec());
     let count = stream_trigger(registration).map_or(1, |(t, _)| t.rule.batch_size()) as usize;
-    let on_read = Box::new(move |batch: &ReadBatch| {
+    let on_read = Box::new(move |batch: ReadBatch| {
         if let Some(consumer) = consumer {
             consumer
                 .lock()
                 .was_read(&stream, batch.new_entries as u64, batch.caught_up);
         }
-        *slot.lock().unwrap_or_else(|e| e.into_inner()) = batch.clone();
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = batch;
     });
     (
         GroupReader::new(key.to_vec(), count, redeliver, on_read),
@@ -221,10 +221,10 @@ fn now_ms() -> u64 {
 /// Acknowledges `ids` in the group and, with `trim`, deletes them and everything older.
 /// (By id, not XTRIM MAXLEN <unread>: a count that is off by one would delete an unread entry.)
 fn acknowledge(ctx: &Context, key: &[u8], ids: &[Vec<u8>], trim: bool) {
-    let mut args = Vec::with_capacity(ids.len() + 2);
-    args.extend([key.to_vec(), GROUP.as_bytes().to_vec()]);
-    args.extend(ids.iter().cloned());
-    match redis_calls::call_with(ctx, "XACK", &args) {
+    let mut args: Vec<&[u8]> = Vec::with_capacity(ids.len() + 2);
+    args.extend([key, GROUP.as_bytes()]);
+    args.extend(ids.iter().map(Vec::as_slice));
+    match redis_calls::call_read(ctx, "XACK", &args, redis_calls::own) {
         Ok(CallReply::Integer(n)) if n > 0 => {}
         // Nothing acknowledged: the stream went (and may be back, new, with entries whose ids
         // can equal the old ones): trimming by id would lose them.

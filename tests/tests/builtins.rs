@@ -33,6 +33,26 @@ fn execute_converts_replies() {
     );
 }
 
+/// Each argument reaches Redis as its bytes: `bytes` as they are, a `bytearray` as it was when
+/// called, anything else as `str(arg)` (a `str` subclass through its own `__str__`).
+#[test]
+fn execute_passes_each_argument_as_its_bytes() {
+    let server = Server::start();
+    let mut con = server.con();
+    let script = "class Loud(str):\n    def __str__(self):\n        return 'LOUD'\nclass Thing:\n    def __str__(self):\n        return 'thing'\nflat_error(repr([execute('echo', Loud('quiet')), execute('echo', Thing()), execute('echo', 7), execute('echo', None), execute('echo', 'caf\\u00e9'), execute('echo', b'\\x00z')]))";
+    assert_eq!(
+        pyexecute(&mut con, script, &[]),
+        Reply::err("['LOUD', 'thing', '7', 'None', 'caf\u{e9}', '\\x00z']")
+    );
+    // A str that has no UTF-8 form fails the call, which then runs nothing.
+    let surrogate = "try:\n    execute('SET', 'k', '\\udc80')\nexcept Exception as e:\n    flat_error(type(e).__name__)";
+    assert_eq!(
+        pyexecute(&mut con, surrogate, &[]),
+        Reply::err("UnicodeEncodeError")
+    );
+    assert_eq!(cmd(&mut con, &["EXISTS", "k"]), Reply::Int(0));
+}
+
 #[test]
 fn execute_works_from_steps_on_worker_threads() {
     let server = Server::start();

@@ -1073,10 +1073,10 @@ fn execute_command(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyA
     let command = command
         .cast::<PyString>()
         .map_err(|_| gears_error("the given command must be a string"))?
-        .to_str()?
-        .to_string();
-    let call_args = command_args(args.iter().skip(1))?;
-    reply_to_py(py, redis_calls::call(py, &command, &call_args))
+        .to_str()?;
+    let held = held_args(&args.get_slice(1, args.len()))?;
+    let call_args: Vec<&[u8]> = held.iter().map(HeldArg::bytes).collect::<PyResult<_>>()?;
+    reply_to_py(py, redis_calls::call_slices(py, command, &call_args))
 }
 
 /// `configGet(key)`: a user-defined ("extra") configuration value, or None.
@@ -1203,8 +1203,11 @@ fn call_next(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
         return Err(gears_error("Failed executing command"));
     };
     let command = String::from_utf8_lossy(command).into_owned();
-    let call_args = command_args(args.iter())?;
-    let reply = crate::hooks::skipping(hook.skip, || redis_calls::call(py, &command, &call_args));
+    let held = held_args(args)?;
+    let call_args: Vec<&[u8]> = held.iter().map(HeldArg::bytes).collect::<PyResult<_>>()?;
+    let reply = crate::hooks::skipping(hook.skip, || {
+        redis_calls::call_slices(py, &command, &call_args)
+    });
     reply_to_py(py, reply)
 }
 
@@ -1216,20 +1219,44 @@ fn reply_to_py(py: Python<'_>, reply: Result<CallReply, String>) -> PyResult<Py<
     }
 }
 
-/// Command arguments from Python, each as `command_arg` converts it.
-fn command_args<'py>(args: impl Iterator<Item = Bound<'py, PyAny>>) -> PyResult<Vec<Vec<u8>>> {
-    args.map(|arg| command_arg(&arg)).collect()
+/// A command argument from Python, held so that the call borrows its bytes rather than copying
+/// them (`execute()` runs once per record in most scripts).
+enum HeldArg<'py> {
+    Bytes(Bound<'py, pyo3::types::PyBytes>),
+    Str(Bound<'py, PyString>),
+    Copied(Vec<u8>),
 }
 
-/// A command argument from Python: bytes as they are, anything else as `str(arg)`.
-fn command_arg(arg: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    if let Ok(b) = arg.cast::<pyo3::types::PyBytes>() {
-        return Ok(b.as_bytes().to_vec());
+impl HeldArg<'_> {
+    fn bytes(&self) -> PyResult<&[u8]> {
+        Ok(match self {
+            HeldArg::Bytes(b) => b.as_bytes(),
+            HeldArg::Str(s) => s.to_str()?.as_bytes(),
+            HeldArg::Copied(v) => v,
+        })
     }
+}
+
+/// A command argument from Python: bytes as they are, a bytearray copied (it can change),
+/// anything else as `str(arg)`.
+fn held_arg(arg: Bound<'_, PyAny>) -> PyResult<HeldArg<'_>> {
+    let arg = match arg.cast_into::<pyo3::types::PyBytes>() {
+        Ok(b) => return Ok(HeldArg::Bytes(b)),
+        Err(e) => e.into_inner(),
+    };
     if let Ok(b) = arg.cast::<pyo3::types::PyByteArray>() {
-        return Ok(b.to_vec());
+        return Ok(HeldArg::Copied(b.to_vec()));
     }
-    Ok(arg.str()?.to_str()?.as_bytes().to_vec())
+    // Exactly `str`: a subclass may define its own `__str__`.
+    match arg.cast_into_exact::<PyString>() {
+        Ok(s) => Ok(HeldArg::Str(s)),
+        Err(e) => Ok(HeldArg::Str(e.into_inner().str()?)),
+    }
+}
+
+/// Command arguments from Python, each as [`held_arg`] converts it.
+fn held_args<'py>(args: &Bound<'py, PyTuple>) -> PyResult<Vec<HeldArg<'py>>> {
+    args.iter().map(held_arg).collect()
 }
 
 /// `get_command()`: the linked client command (KeysReader `commands=`) as a list of `str`.

@@ -6,7 +6,7 @@ use dataflow::{Reader, Record};
 use redis_module::{Context, DetachedFromClient, RedisError, RedisValue, ThreadSafeContext};
 
 use super::keys::value_bytes;
-use crate::redis_calls::{call_with, with_redis_lock, CallReply};
+use crate::redis_calls::{call_read, call_with, with_redis_lock};
 
 /// Entries read per lock hold.
 const ENTRIES_PER_CHUNK: usize = 1000;
@@ -129,7 +129,7 @@ pub struct ReadBatch {
 }
 
 /// Told what a batch read, under the Redis lock it was read with.
-pub type OnRead = Box<dyn FnOnce(&ReadBatch) + Send>;
+pub type OnRead = Box<dyn FnOnce(ReadBatch) + Send>;
 
 /// The StreamReader of a registration: one batch of one stream, read through the consumer group
 /// under the Redis lock. `on_read` runs under that lock too, right after the read, so the
@@ -156,46 +156,69 @@ impl GroupReader {
     }
 }
 
-/// A group entry as XREADGROUP gives it: its id and its fields, `None` once it was deleted.
-type GroupEntry = (Vec<u8>, Option<Vec<(Vec<u8>, Vec<u8>)>>);
+fn reply_bytes(reply: &redis_module::CallReply<'_>) -> Option<Vec<u8>> {
+    match reply {
+        redis_module::CallReply::String(s) => Some(s.as_bytes().to_vec()),
+        _ => None,
+    }
+}
 
-/// The entries of an XREADGROUP reply `[[key, [[id, [f, v, ...] | nil], ...]]]` (nil: none).
-fn group_entries(reply: CallReply) -> Vec<GroupEntry> {
-    let CallReply::Array(streams) = reply else {
-        return Vec::new();
+/// The field/value pairs of an entry, `None` for an entry deleted since it was delivered (nil).
+fn entry_fields(reply: &redis_module::CallReply<'_>) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    let redis_module::CallReply::Array(flat) = reply else {
+        return None;
     };
-    let mut out = Vec::new();
-    for stream in streams {
-        let CallReply::Array(mut parts) = stream else {
+    let mut values = flat
+        .iter()
+        .filter_map(|v| v.ok().as_ref().and_then(reply_bytes));
+    let mut pairs = Vec::with_capacity(flat.len() / 2);
+    while let (Some(f), Some(v)) = (values.next(), values.next()) {
+        pairs.push((f, v));
+    }
+    Some(pairs)
+}
+
+/// Reads an XREADGROUP reply `[[key, [[id, [f, v, ...] | nil], ...]]]` (nil: nothing) in one
+/// pass, straight from Redis' reply: the ids of every entry delivered go to `ids`, the records of
+/// those that still exist are returned.
+fn group_records(
+    key: &[u8],
+    reply: &redis_module::CallReply<'_>,
+    ids: &mut Vec<Vec<u8>>,
+) -> Vec<Record> {
+    let mut records = Vec::new();
+    let redis_module::CallReply::Array(streams) = reply else {
+        return records;
+    };
+    for stream in streams.iter().flatten() {
+        let redis_module::CallReply::Array(parts) = &stream else {
             continue;
         };
-        let Some(CallReply::Array(items)) = parts.pop() else {
+        let Some(Ok(redis_module::CallReply::Array(items))) = parts.get(1) else {
             continue;
         };
-        for item in items {
-            let CallReply::Array(mut pair) = item else {
+        records.reserve(items.len());
+        ids.reserve(items.len());
+        for item in items.iter().flatten() {
+            let redis_module::CallReply::Array(pair) = &item else {
                 continue;
             };
-            let fields = match pair.pop() {
-                Some(CallReply::Array(flat)) => {
-                    let mut values = flat.into_iter().filter_map(|v| match v {
-                        CallReply::Bytes(b) => Some(b),
-                        _ => None,
-                    });
-                    let mut pairs = Vec::new();
-                    while let (Some(f), Some(v)) = (values.next(), values.next()) {
-                        pairs.push((f, v));
-                    }
-                    Some(pairs)
-                }
-                _ => None,
+            let Some(id) = pair
+                .get(0)
+                .and_then(|r| r.ok().as_ref().and_then(reply_bytes))
+            else {
+                continue;
             };
-            if let Some(CallReply::Bytes(id)) = pair.pop() {
-                out.push((id, fields));
+            let fields = pair
+                .get(1)
+                .and_then(|r| r.ok().as_ref().and_then(entry_fields));
+            if let Some(fields) = fields {
+                records.push(stream_record(key.to_vec(), id.clone(), fields));
             }
+            ids.push(id);
         }
     }
-    out
+    records
 }
 
 /// Creates the group at the stream's start, so entries already there get processed. False if
@@ -213,54 +236,54 @@ fn create_group(ctx: &Context, key: &[u8]) -> bool {
     }
 }
 
+/// XREADGROUP of `key` from `from` (`0`: what was delivered and not acknowledged; `>`: new
+/// entries), `count` at most; the ids delivered go to `ids`, the records are returned.
 fn read_group(
     ctx: &Context,
     key: &[u8],
     count: Option<usize>,
     from: &str,
-) -> Result<CallReply, String> {
-    let mut args = vec![
-        b"GROUP".to_vec(),
-        GROUP.as_bytes().to_vec(),
-        CONSUMER.as_bytes().to_vec(),
-    ];
-    if let Some(count) = count {
-        args.extend([b"COUNT".to_vec(), count.to_string().into_bytes()]);
+    ids: &mut Vec<Vec<u8>>,
+) -> Result<Vec<Record>, String> {
+    let count = count.map(|c| c.to_string());
+    let mut args: Vec<&[u8]> = vec![b"GROUP", GROUP.as_bytes(), CONSUMER.as_bytes()];
+    if let Some(count) = &count {
+        args.extend([b"COUNT".as_slice(), count.as_bytes()]);
     }
-    args.extend([b"STREAMS".to_vec(), key.to_vec(), from.as_bytes().to_vec()]);
-    call_with(ctx, "XREADGROUP", &args)
+    args.extend([b"STREAMS".as_slice(), key, from.as_bytes()]);
+    call_read(ctx, "XREADGROUP", &args, |reply| {
+        group_records(key, reply, ids)
+    })
 }
 
 impl GroupReader {
-    fn read(&self, ctx: &Context) -> Result<(Vec<GroupEntry>, ReadBatch), String> {
+    fn read(&self, ctx: &Context) -> Result<(Vec<Record>, ReadBatch), String> {
         let mut batch = ReadBatch::default();
         if self.redeliver {
             if !create_group(ctx, &self.key) {
                 batch.caught_up = true;
                 return Ok((Vec::new(), batch));
             }
-            let pending = group_entries(read_group(ctx, &self.key, None, "0")?);
-            if !pending.is_empty() {
-                batch.ids = pending.iter().map(|(id, _)| id.clone()).collect();
+            let pending = read_group(ctx, &self.key, None, "0", &mut batch.ids)?;
+            if !batch.ids.is_empty() {
                 return Ok((pending, batch));
             }
         }
-        let reply = match read_group(ctx, &self.key, Some(self.count), ">") {
+        let count = Some(self.count);
+        let records = match read_group(ctx, &self.key, count, ">", &mut batch.ids) {
             // The stream was deleted and written again: its group went with it.
             Err(e) if e.starts_with("NOGROUP") => {
                 if !create_group(ctx, &self.key) {
                     batch.caught_up = true;
                     return Ok((Vec::new(), batch));
                 }
-                read_group(ctx, &self.key, Some(self.count), ">")?
+                read_group(ctx, &self.key, count, ">", &mut batch.ids)?
             }
             other => other?,
         };
-        let entries = group_entries(reply);
-        batch.new_entries = entries.len();
-        batch.caught_up = entries.len() < self.count;
-        batch.ids = entries.iter().map(|(id, _)| id.clone()).collect();
-        Ok((entries, batch))
+        batch.new_entries = batch.ids.len();
+        batch.caught_up = batch.ids.len() < self.count;
+        Ok((records, batch))
     }
 }
 
@@ -271,30 +294,24 @@ impl Reader for GroupReader {
         }
         self.done = true;
         let on_read = self.on_read.take();
-        let read = with_redis_lock(|ctx| {
-            let read = self.read(ctx);
-            let batch = match &read {
-                Ok((_, batch)) => batch.clone(),
+        let records = with_redis_lock(|ctx| {
+            let (records, batch) = match self.read(ctx) {
+                Ok((records, batch)) => (Ok(records), batch),
                 // A stream that cannot be read (it is not a stream any more) is not retried on
                 // its own: the next XADD to it tries again.
-                Err(_) => ReadBatch {
-                    caught_up: true,
-                    ..ReadBatch::default()
-                },
+                Err(e) => (
+                    Err(e),
+                    ReadBatch {
+                        caught_up: true,
+                        ..ReadBatch::default()
+                    },
+                ),
             };
             if let Some(on_read) = on_read {
-                on_read(&batch);
+                on_read(batch);
             }
-            read
+            records
         });
-        let (entries, _) = read.map_err(|e| e.trim_end().to_string())?;
-        Ok(Some(
-            entries
-                .into_iter()
-                .filter_map(|(id, fields)| {
-                    fields.map(|fields| stream_record(self.key.clone(), id, fields))
-                })
-                .collect(),
-        ))
+        records.map(Some).map_err(|e| e.trim_end().to_string())
     }
 }
