@@ -165,6 +165,10 @@ impl<'a> Dict<'a> {
 /// Orders `fields` (in the order they are assigned) as RedisGears' dict iterates them. A field
 /// assigned twice keeps its first place and its last value.
 pub fn gears_order<V>(fields: Vec<(Vec<u8>, V)>) -> Vec<(Vec<u8>, V)> {
+    // One field has one order (a stream entry often has one): no dict to build.
+    if fields.len() < 2 {
+        return fields;
+    }
     // Which dict entry each assignment lands in, and the entries in iteration order.
     let (entry_of_field, order) = {
         let mut dict = Dict {
@@ -245,6 +249,12 @@ mod tests {
             names(&ten),
             ["f6", "f7", "f3", "f4", "f1", "f2", "f0", "f5", "f9", "f8"]
         );
+    }
+
+    #[test]
+    fn none_or_one_field_stays_as_it_is() {
+        assert!(gears_order(Vec::<(Vec<u8>, ())>::new()).is_empty());
+        assert_eq!(gears_order(vec![(b"f".to_vec(), 1)]), [(b"f".to_vec(), 1)]);
     }
 
     #[test]
