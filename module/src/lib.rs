@@ -18,6 +18,7 @@ pub mod python;
 pub mod rdb;
 pub mod readers;
 pub mod redis_calls;
+pub mod redis_lock;
 pub mod registrations;
 use rdb::{REGISTRATIONS_TYPE, REQUIREMENTS_TYPE};
 pub mod reply;

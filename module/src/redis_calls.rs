@@ -7,10 +7,7 @@ use std::sync::LazyLock;
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use redis_module::{
-    raw, CallOptions, CallOptionsBuilder, Context, DetachedFromClient, ErrorReply,
-    ThreadSafeContext,
-};
+use redis_module::{raw, CallOptions, CallOptionsBuilder, Context, ErrorReply};
 
 use crate::python::context;
 use crate::python::convert::bytes_to_py;
@@ -287,12 +284,6 @@ pub fn call_slices(py: Python<'_>, command: &str, args: &[&[u8]]) -> Result<Call
     py.detach(|| with_redis_lock(|ctx| call_read(ctx, command, args, own)))
 }
 
-thread_local! {
-    /// This thread's own thread-safe context, made once: making one creates a client inside
-    /// Redis (and freeing it frees that client), which cost more than the call it served.
-    static THREAD_CONTEXT: ThreadSafeContext<DetachedFromClient> = ThreadSafeContext::new();
-}
-
 /// Runs `f` with the Redis lock: the lock this thread already holds (a command or a `sync`
 /// execution on the main thread), else a thread-safe context's. The caller must not hold the
 /// GIL (lock order: Redis lock first).
@@ -300,10 +291,8 @@ pub fn with_redis_lock<R>(f: impl FnOnce(&Context) -> R) -> R {
     if let Some(ctx) = context::locked_context() {
         return f(&ctx);
     }
-    THREAD_CONTEXT.with(|thread_ctx| {
-        let guard = thread_ctx.lock();
-        f(&guard)
-    })
+    let lock = crate::redis_lock::RedisLock::acquire();
+    f(&lock)
 }
 
 pub fn value_to_py(py: Python<'_>, reply: CallReply) -> PyResult<Bound<'_, PyAny>> {

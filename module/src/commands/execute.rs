@@ -1,12 +1,13 @@
 //! RG.PYEXECUTE: runs a script; replies with its execution's results, its id, or OK.
 
-use redis_module::{Context, ContextFlags, RedisString, ThreadSafeContext};
+use redis_module::{Context, ContextFlags, RedisString};
 
 use super::Answer;
 use crate::blocked::BlockedClient;
 use crate::executions;
 use crate::persist;
 use crate::python::{self, Script};
+use crate::redis_lock::RedisLock;
 use crate::registrations;
 use crate::reply::Reply;
 use crate::reqs::{self, InstallFailure, Preparation};
@@ -169,7 +170,7 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> Answer {
             let job = move || {
                 // Compiled before the Redis lock is taken, when there is something to run.
                 let installed = reqs::install(&new_reqs).map(|()| Script::off_main_thread(source));
-                let guard = ThreadSafeContext::new().lock();
+                let guard = RedisLock::acquire();
                 match installed {
                     Err(InstallFailure(text)) => {
                         reqs::restore_table_versions(&new_reqs);
@@ -208,7 +209,7 @@ fn run_soon(
     let source = source.to_vec();
     let job = move || {
         let script = Script::off_main_thread(source);
-        let guard = ThreadSafeContext::new().lock();
+        let guard = RedisLock::acquire();
         finish(&guard, &script, session, replaced, &options, Some(client));
     };
     if !threads::run_install(job) {

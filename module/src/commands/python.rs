@@ -106,7 +106,7 @@ pub fn py_import_req(ctx: &Context, args: Vec<RedisString>) -> Answer {
     let in_table = bundle.in_table;
     let job = move || {
         let imported = crate::reqs::import(bundle);
-        let guard = redis_module::ThreadSafeContext::new().lock();
+        let guard = crate::redis_lock::RedisLock::acquire();
         match imported {
             Ok(req) => {
                 crate::reqs::finish_import(&guard, &req, in_table);

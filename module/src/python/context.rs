@@ -4,7 +4,9 @@
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use redis_module::{raw, Context, ContextGuard, ThreadSafeContext};
+use redis_module::{raw, Context};
+
+use crate::redis_lock::RedisLock;
 
 use crate::executions::ExecutionEntry;
 use crate::registrations::PendingRegistration;
@@ -22,7 +24,7 @@ thread_local! {
     /// Set while a reader opens keys, so its own `keymiss` does not fire registrations.
     static OPENING_KEYS: Cell<bool> = const { Cell::new(false) };
     /// The Redis lock taken by `atomic()` on a thread that did not hold it.
-    static ATOMIC_LOCK: RefCell<Option<ContextGuard>> = const { RefCell::new(None) };
+    static ATOMIC_LOCK: RefCell<Option<RedisLock>> = const { RefCell::new(None) };
     static IN_ATOMIC: Cell<bool> = const { Cell::new(false) };
     /// The hooked client command running on this thread (its name lower-cased), whose keyspace
     /// events fire `commands=` registrations.
@@ -136,15 +138,15 @@ pub fn exit_atomic() -> Result<(), &'static str> {
 }
 
 /// The Redis lock, held by the thread that took it.
-pub struct HeldLock(ContextGuard);
+pub struct HeldLock(RedisLock);
 
 // SAFETY: only moved out of `Python::detach`, whose closure runs on the calling thread; the lock
 // is released by the thread that took it.
 unsafe impl Send for HeldLock {}
 
-/// Takes the Redis lock through a fresh thread-safe context.
+/// Takes the Redis lock through this thread's context.
 pub fn take_redis_lock() -> HeldLock {
-    HeldLock(ThreadSafeContext::new().lock())
+    HeldLock(RedisLock::acquire())
 }
 
 /// Runs `f` (the real command of a `commands=` hook) with `name` / `link` as this thread's

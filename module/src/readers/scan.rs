@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use dataflow::glob;
 use redis_module::key::RedisKey;
-use redis_module::{raw, Context, DetachedFromClient, RedisString, ThreadSafeContext};
+use redis_module::{raw, Context, RedisString};
+
+use crate::redis_lock::RedisLock;
 
 /// Keys visited per lock hold; about 1-2 ms of work (BUILD-NOTES-2 §2).
 pub const KEYS_PER_CHUNK: usize = 1000;
@@ -79,7 +81,6 @@ extern "C" fn visit_key<F: FnMut(&Context, &RedisString, Option<&RedisKey>)>(
 pub struct ChunkedScan {
     pattern: Vec<u8>,
     cursor: Option<Cursor>,
-    context: Option<ThreadSafeContext<DetachedFromClient>>,
     done: bool,
 }
 
@@ -88,7 +89,6 @@ impl ChunkedScan {
         ChunkedScan {
             pattern,
             cursor: None,
-            context: None,
             done: false,
         }
     }
@@ -102,8 +102,7 @@ impl ChunkedScan {
         if self.done {
             return None;
         }
-        let context = self.context.get_or_insert_with(ThreadSafeContext::new);
-        let guard = context.lock();
+        let guard = RedisLock::acquire();
         let cursor = self.cursor.get_or_insert_with(Cursor::new);
         let out = RefCell::new(Vec::with_capacity(KEYS_PER_CHUNK));
         let pattern = &self.pattern;
@@ -131,15 +130,13 @@ impl ChunkedScan {
         ChunkedScan {
             pattern: Vec::new(),
             cursor: None,
-            context: None,
             done: true,
         }
     }
 
     /// Runs `f` on the context under the lock (for single-key reads).
     pub fn with_lock<R>(&mut self, f: impl FnOnce(&Context) -> R) -> R {
-        let context = self.context.get_or_insert_with(ThreadSafeContext::new);
-        let guard = context.lock();
+        let guard = RedisLock::acquire();
         f(&guard)
     }
 }

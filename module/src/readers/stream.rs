@@ -3,10 +3,11 @@
 
 use dataflow::keys::stream_record;
 use dataflow::{Reader, Record};
-use redis_module::{Context, DetachedFromClient, RedisError, RedisValue, ThreadSafeContext};
+use redis_module::{Context, RedisError, RedisValue};
 
 use super::keys::value_bytes;
 use crate::redis_calls::{call_read, call_with, with_redis_lock};
+use crate::redis_lock::RedisLock;
 
 /// Entries read per lock hold.
 const ENTRIES_PER_CHUNK: usize = 1000;
@@ -15,7 +16,6 @@ pub struct StreamReader {
     key: Vec<u8>,
     /// Entries strictly after this id are read next.
     after: Vec<u8>,
-    context: Option<ThreadSafeContext<DetachedFromClient>>,
     done: bool,
 }
 
@@ -24,7 +24,6 @@ impl StreamReader {
         StreamReader {
             key,
             after: from_id,
-            context: None,
             done: false,
         }
     }
@@ -83,9 +82,8 @@ impl Reader for StreamReader {
         if self.done {
             return Ok(None);
         }
-        let context = self.context.get_or_insert_with(ThreadSafeContext::new);
         let reply = {
-            let guard = context.lock();
+            let guard = RedisLock::acquire();
             xread(&guard, &self.key, &self.after)
         };
         let reply = match reply {
