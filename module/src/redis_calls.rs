@@ -281,6 +281,11 @@ pub fn call_slices(py: Python<'_>, command: &str, args: &[&[u8]]) -> Result<Call
     if let Some(ctx) = context::locked_context() {
         return call_read(&ctx, command, args, own);
     }
+    // A free lock is taken without letting go of the GIL (most calls: letting go and taking it
+    // back cost more than many commands).
+    if let Some(lock) = crate::redis_lock::RedisLock::try_acquire() {
+        return call_read(&lock, command, args, own);
+    }
     py.detach(|| with_redis_lock(|ctx| call_read(ctx, command, args, own)))
 }
 

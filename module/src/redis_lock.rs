@@ -44,6 +44,17 @@ impl RedisLock {
             ctx: Context::new(raw),
         }
     }
+
+    /// The lock if it is free right now. Never waits, so a thread may try it while holding the
+    /// GIL: the main thread holding the lock and waiting for the GIL makes it fail, not hang.
+    pub fn try_acquire() -> Option<RedisLock> {
+        let raw = THREAD_CONTEXT.with(|c| c.0);
+        // SAFETY: as in `acquire`.
+        let taken = unsafe { raw::RedisModule_ThreadSafeContextTryLock.unwrap()(raw) };
+        (taken == raw::REDISMODULE_OK as i32).then(|| RedisLock {
+            ctx: Context::new(raw),
+        })
+    }
 }
 
 impl Deref for RedisLock {

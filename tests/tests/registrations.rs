@@ -683,3 +683,39 @@ fn info_lists_registrations() {
     );
     assert!(line.contains("PD={'sessionName':'s'|"), "{line}");
 }
+
+/// The Redis lock and the GIL taken in both orders at once: a step on a worker thread calls
+/// `execute()` in a loop (holding the GIL, it takes the Redis lock when free, else lets the GIL
+/// go and waits) while the client's writes fire a sync registration on the main thread (holding
+/// the Redis lock, it takes the GIL). Nothing hangs and every call lands.
+#[test]
+fn worker_steps_and_sync_registrations_run_side_by_side() {
+    let server = Server::start();
+    let mut con = server.con();
+    con.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let sync =
+        "GB().foreach(lambda r: execute('INCR', 'fired')).register(prefix='w:*', mode='sync')";
+    assert_eq!(pyexecute(&mut con, sync, &[]), Reply::ok());
+    // Spins on execute() until every write below fired the sync registration.
+    let worker = "def f(x):\n    while int(execute('GET', 'fired') or 0) < 10000:\n        execute('INCR', 'worker')\n    return 'done'\nGB('PythonReader').map(f).run(lambda: (yield 1))";
+    let id = pyexecute(&mut con, worker, &["UNBLOCKING"]);
+    assert!(id.as_str().starts_with(ZEROS), "{id:?}");
+    wait_for(&mut con, "the worker spinning", |con| {
+        cmd(con, &["EXISTS", "worker"]) == Reply::Int(1)
+    });
+    for round in 0..20 {
+        let mut pipe = redis::pipe();
+        for i in 0..500 {
+            pipe.cmd("SET")
+                .arg(format!("w:{round}:{i}"))
+                .arg(i)
+                .ignore();
+        }
+        pipe.query::<()>(&mut con).expect("pipelined writes");
+    }
+    assert_eq!(cmd(&mut con, &["GET", "fired"]), Reply::bulk("10000"));
+    wait_for(&mut con, "the worker to see every write", |con| {
+        cmd(con, &["RG.GETRESULTS", id.as_str()]) == Reply::results(&["done"], &[])
+    });
+}
