@@ -23,6 +23,7 @@ pub mod prefetch;
 pub mod progress;
 pub mod reader;
 pub mod record;
+pub mod record_wise;
 pub mod stream_consumer;
 pub mod wire;
 

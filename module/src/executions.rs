@@ -213,6 +213,30 @@ pub fn create(
     max_executions: i64,
     registered: bool,
 ) -> Arc<ExecutionEntry> {
+    let parts = EntryParts {
+        progress: execution.progress(),
+        abort: execution.abort_handle(),
+        wakeup: execution.wakeup(),
+    };
+    create_from(id, steps, parts, max_executions, registered)
+}
+
+/// What an entry shares with the run it lists.
+pub struct EntryParts {
+    pub progress: Arc<Progress>,
+    pub abort: Arc<AtomicBool>,
+    pub wakeup: Arc<dataflow::Wakeup>,
+}
+
+/// [`create`] for a run that is not an [`dataflow::Execution`] (one record of a record-wise
+/// plan).
+pub fn create_from(
+    id: String,
+    steps: Arc<[StepInfo]>,
+    parts: EntryParts,
+    max_executions: i64,
+    registered: bool,
+) -> Arc<ExecutionEntry> {
     let mut table = table();
     let seq = table.next_seq;
     table.next_seq += 1;
@@ -220,10 +244,10 @@ pub fn create(
         id: id.clone(),
         steps,
         seq,
-        progress: execution.progress(),
+        progress: parts.progress,
         registered,
-        abort: execution.abort_handle(),
-        wakeup: execution.wakeup(),
+        abort: parts.abort,
+        wakeup: parts.wakeup,
         python_thread: AtomicU64::new(0),
         shard_counts: std::sync::OnceLock::new(),
         state: Mutex::new(EntryState {

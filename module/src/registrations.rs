@@ -207,6 +207,8 @@ pub struct Registration {
     pub session: Arc<Session>,
     /// The plan's steps as its executions list them, computed once.
     pub steps: Arc<[executions::StepInfo]>,
+    /// Every step takes records one by one: a sync execution of one record needs no engine.
+    pub record_wise: bool,
     /// Non-sync executions run one after another, in trigger order.
     pub queue: Arc<SerialQueue>,
     stats: Mutex<Stats>,
@@ -240,6 +242,7 @@ impl Registration {
             id,
             desc: plan.desc.clone(),
             steps: executions::step_infos(&plan),
+            record_wise: dataflow::record_wise::is_record_wise(&plan),
             plan,
             mode,
             session,

@@ -388,3 +388,95 @@ pub fn run_inline(
     }
     entry
 }
+
+/// A `sync` registration's execution of one record, when its plan is record-wise
+/// ([`Registration::record_wise`]) and executions are not profiled: listed, counted and
+/// recorded like [`run_inline`]'s, but the record goes through the steps by
+/// [`dataflow::record_wise::run_record`], without an engine execution (whose setup and pull
+/// machinery cost more than the steps of most such registrations). Nothing in it can wait.
+pub fn run_inline_record(
+    registration: &Arc<Registration>,
+    ctx: &Context,
+    record: Record,
+    link: Option<Arc<CommandLink>>,
+) -> Arc<ExecutionEntry> {
+    if let Some(link) = &link {
+        link.attach();
+    }
+    let parts = executions::EntryParts {
+        progress: Arc::new(dataflow::Progress::new(
+            registration.plan.steps.len(),
+            false,
+        )),
+        abort: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        wakeup: Arc::new(dataflow::Wakeup::default()),
+    };
+    let (progress, abort, wakeup) = (
+        parts.progress.clone(),
+        parts.abort.clone(),
+        parts.wakeup.clone(),
+    );
+    let max_executions = config::read().max_executions;
+    let entry = executions::create_from(
+        ids::next_execution_id(),
+        registration.steps.clone(),
+        parts,
+        max_executions,
+        true,
+    );
+    registration.started(&entry);
+    // SAFETY: reads the calling thread's ident; needs no GIL.
+    let python_thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() } as u64;
+    if entry.start_running(python_thread) {
+        let started = std::time::Instant::now();
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            context::with_locked_context(ctx, || {
+                context::with_session(&registration.session, || {
+                    context::with_link(link.clone(), || {
+                        Python::attach(|py| {
+                            let out = dataflow::record_wise::run_record(
+                                &registration.plan,
+                                record,
+                                &progress,
+                                &wakeup,
+                                &PyScope,
+                            );
+                            let results = out
+                                .results
+                                .into_iter()
+                                .map(|r| python_record_to_reply(py, r))
+                                .collect();
+                            Outcome {
+                                results,
+                                errors: out.errors,
+                            }
+                        })
+                    })
+                })
+            })
+        }));
+        entry.stop_running();
+        let duration = started.elapsed();
+        match ran {
+            // A step may abort its own execution (RG.ABORTEXECUTION from inside it).
+            Ok(outcome) if abort.load(std::sync::atomic::Ordering::Relaxed) => {
+                entry.finish(Status::Aborted, outcome, duration)
+            }
+            Ok(outcome) => entry.finish(Status::Done, outcome, duration),
+            Err(_) => entry.finish(
+                Status::Done,
+                Outcome {
+                    results: Vec::new(),
+                    errors: vec!["internal error: the execution failed unexpectedly".into()],
+                },
+                duration,
+            ),
+        }
+    }
+    let first_error = entry.outcome().and_then(|o| o.errors.first().cloned());
+    registration.finished(&entry, entry.status(), first_error.as_deref());
+    if let Some(link) = link {
+        link.finished();
+    }
+    entry
+}

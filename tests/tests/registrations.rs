@@ -719,3 +719,51 @@ fn worker_steps_and_sync_registrations_run_side_by_side() {
         cmd(con, &["RG.GETRESULTS", id.as_str()]) == Reply::results(&["done"], &[])
     });
 }
+
+/// A sync execution of one record through steps that each take records one by one skips the
+/// engine (unless executions are profiled): it must list, answer and count exactly as the
+/// engine's would. The same registration fires once each way and both are compared.
+#[test]
+fn a_sync_execution_without_the_engine_matches_one_with_it() {
+    let server = Server::start();
+    let mut con = server.con();
+    // [key, 0, 'x'] flattened (last first), 'x' dropped, 0 fails, the key passes.
+    let script = "GB().map(lambda r: [r['key'], 0, 'x']).flatmap(lambda x: x).filter(lambda x: x != 'x').map(lambda x: 10 / x if isinstance(x, int) else x).foreach(lambda x: execute('RPUSH', 'seen', x)).register(prefix='k*', mode='sync')";
+    assert_eq!(pyexecute(&mut con, script, &[]), Reply::ok());
+    let fire = |con: &mut redis::Connection, key: &str| -> (String, Reply, Reply) {
+        assert_eq!(cmd(con, &["SET", key, "v"]), Reply::ok());
+        let listed = cmd(con, &["RG.DUMPEXECUTIONS"]);
+        let last = listed
+            .items()
+            .last()
+            .expect("the execution is listed")
+            .clone();
+        let id = last.items()[1].as_str().to_string();
+        assert_eq!(last.items()[3], Reply::bulk("done"));
+        assert_eq!(last.items()[5], Reply::Int(1));
+        let results = cmd(con, &["RG.GETRESULTS", &id]);
+        let view = cmd(con, &["RG.GETEXECUTION", &id]);
+        let plan = view.items()[0].items()[3].clone();
+        (id, results, plan)
+    };
+    let (lean_id, lean_results, lean_plan) = fire(&mut con, "k1");
+    assert_eq!(
+        cmd(&mut con, &["RG.CONFIGSET", "ProfileExecutions", "1"]),
+        Reply::Arr(vec![Reply::Simple("OK".into())])
+    );
+    let (engine_id, engine_results, engine_plan) = fire(&mut con, "k2");
+    assert_ne!(lean_id, engine_id);
+    let error = traceback(&[(1, "<lambda>")], "ZeroDivisionError: division by zero");
+    assert_eq!(lean_results, Reply::results(&["k1"], &[&error]));
+    assert_eq!(engine_results, Reply::results(&["k2"], &[&error]));
+    // status, shards, results count, errors: the same; durations and steps are not compared
+    // (profiling times the steps).
+    assert_eq!(lean_plan.items()[..10], engine_plan.items()[..10]);
+    assert_eq!(
+        cmd(&mut con, &["LRANGE", "seen", "0", "-1"]),
+        Reply::bulks(&["k1", "k2"])
+    );
+    assert_eq!(stat(&mut con, "numTriggered"), Reply::Int(2));
+    assert_eq!(stat(&mut con, "numFailures"), Reply::Int(2));
+    assert_eq!(stat(&mut con, "lastError"), Reply::bulk(&error));
+}
