@@ -432,24 +432,27 @@ pub fn run_inline_record(
         let ran = catch_unwind(AssertUnwindSafe(|| {
             context::with_locked_context(ctx, || {
                 context::with_session(&registration.session, || {
-                    context::with_link(link.clone(), || {
-                        Python::attach(|py| {
-                            let out = dataflow::record_wise::run_record(
-                                &registration.plan,
-                                record,
-                                &progress,
-                                &wakeup,
-                                &PyScope,
-                            );
-                            let results = out
-                                .results
-                                .into_iter()
-                                .map(|r| python_record_to_reply(py, r))
-                                .collect();
-                            Outcome {
-                                results,
-                                errors: out.errors,
-                            }
+                    // No hook: a write inside a hooked command does not hand its hook on.
+                    context::with_hook(None, || {
+                        context::with_link(link.clone(), || {
+                            Python::attach(|py| {
+                                let out = dataflow::record_wise::run_record(
+                                    &registration.plan,
+                                    record,
+                                    &progress,
+                                    &wakeup,
+                                    &PyScope,
+                                );
+                                let results = out
+                                    .results
+                                    .into_iter()
+                                    .map(|r| python_record_to_reply(py, r))
+                                    .collect();
+                                Outcome {
+                                    results,
+                                    errors: out.errors,
+                                }
+                            })
                         })
                     })
                 })

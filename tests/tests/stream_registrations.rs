@@ -517,3 +517,42 @@ fn a_hundred_thousand_entries_from_another_client_are_processed_once_in_order() 
     assert_eq!(int(&mut con, &["XLEN", "in:a"]), 0);
     assert_eq!(unacknowledged(&mut con, "in:a"), 0);
 }
+
+/// A retried batch is read again from the group's pending entries; one deleted meanwhile comes
+/// back as nil: it is acknowledged, not processed. Binary values and several fields keep their
+/// bytes and their fields.
+#[test]
+fn a_retry_skips_entries_deleted_meanwhile_and_values_keep_their_bytes() {
+    let server = Server::start();
+    let mut con = server.con();
+    let script = "def f(r):\n    if execute('GET', 'fail') == '1':\n        raise Exception('not yet')\n    execute('RPUSH', 'log', repr(sorted(r['value'].items())))\nGB('StreamReader').foreach(f).register(prefix='s', batch=3, onFailedPolicy='retry', onFailedRetryInterval=1)";
+    assert_eq!(pyexecute(&mut con, script, &[]), Reply::ok());
+    cmd(&mut con, &["SET", "fail", "1"]);
+    let entries: [&[u8]; 3] = [b"1", b"2", b"\xff\x00"];
+    let ids: Vec<Vec<u8>> = entries
+        .iter()
+        .map(
+            |n| match e2e::call(&mut con, &[b"XADD", b"s", b"*", b"n", n, b"other", b"x"]) {
+                Reply::Bulk(id) => id,
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect();
+    wait_for(&mut con, "the first failure", |c| {
+        stat(c, "status") == Reply::bulk("WAITING_FOR_RETRY_ON_FAILURE")
+    });
+    assert_eq!(unacknowledged(&mut con, "s"), 3);
+    e2e::call(&mut con, &[b"XDEL", b"s", &ids[1]]);
+    cmd(&mut con, &["SET", "fail", "0"]);
+    wait_for_log(&mut con, 2);
+    assert_eq!(
+        list(&mut con, "log"),
+        [
+            "[('n', '1'), ('other', 'x')]",
+            "[('n', bytearray(b'\\xff\\x00')), ('other', 'x')]",
+        ]
+    );
+    wait_for(&mut con, "everything acknowledged", |c| {
+        unacknowledged(c, "s") == 0 && stat(c, "status") == Reply::bulk("OK")
+    });
+}
