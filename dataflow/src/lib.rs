@@ -24,7 +24,6 @@ pub mod progress;
 pub mod reader;
 pub mod record;
 pub mod record_wise;
-pub mod resp;
 pub mod stream_consumer;
 pub mod wire;
 

@@ -194,20 +194,13 @@ pub fn call_real(ctx: &Context, command: &[u8], args: &[Vec<u8>]) -> HeldReply {
     HeldReply(ctx.call_ext(&command, &relay_options(), args.as_slice()))
 }
 
-/// The protocol bytes of a call reply, as Redis keeps them while the reply lives.
-pub fn reply_proto<'r>(reply: &'r redis_module::CallReply<'_>) -> Option<&'r [u8]> {
-    let raw = reply.get_raw()?;
-    let mut len = 0usize;
-    // SAFETY: `raw` is a live call reply; Redis returns `len` bytes of its protocol, which live
-    // as long as the reply (borrowed here).
-    let proto = unsafe { raw::RedisModule_CallReplyProto.unwrap()(raw, &mut len) };
-    (!proto.is_null() && len > 0)
-        .then(|| unsafe { std::slice::from_raw_parts(proto.cast::<u8>(), len) })
-}
-
 /// The protocol type byte of a call reply (`+` status, `$` bulk, ...).
 fn proto_type(reply: &redis_module::CallReply<'_>) -> Option<u8> {
-    reply_proto(reply).map(|proto| proto[0])
+    let raw = reply.get_raw()?;
+    let mut len = 0usize;
+    // SAFETY: `raw` is a live call reply; Redis returns `len` bytes of its protocol.
+    let proto = unsafe { raw::RedisModule_CallReplyProto.unwrap()(raw, &mut len) };
+    (!proto.is_null() && len > 0).then(|| unsafe { *proto.cast::<u8>() })
 }
 
 /// A call reply as a reply tree, status strings kept apart from bulk strings.

@@ -2,12 +2,11 @@
 //! registration, one batch read through the consumer group.
 
 use dataflow::keys::stream_record;
-use dataflow::resp::stream_entries;
 use dataflow::{Reader, Record};
 use redis_module::{Context, RedisError, RedisValue};
 
 use super::keys::value_bytes;
-use crate::redis_calls::{call_read, call_with, reply_proto, with_redis_lock};
+use crate::redis_calls::{call_read, call_with, with_redis_lock};
 use crate::redis_lock::RedisLock;
 
 /// Entries read per lock hold.
@@ -155,30 +154,69 @@ impl GroupReader {
     }
 }
 
+fn reply_bytes(reply: &redis_module::CallReply<'_>) -> Option<Vec<u8>> {
+    match reply {
+        redis_module::CallReply::String(s) => Some(s.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+/// The field/value pairs of an entry, `None` for an entry deleted since it was delivered (nil).
+fn entry_fields(reply: &redis_module::CallReply<'_>) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    let redis_module::CallReply::Array(flat) = reply else {
+        return None;
+    };
+    let mut values = flat
+        .iter()
+        .filter_map(|v| v.ok().as_ref().and_then(reply_bytes));
+    let mut pairs = Vec::with_capacity(flat.len() / 2);
+    while let (Some(f), Some(v)) = (values.next(), values.next()) {
+        pairs.push((f, v));
+    }
+    Some(pairs)
+}
+
 /// Reads an XREADGROUP reply `[[key, [[id, [f, v, ...] | nil], ...]]]` (nil: nothing) in one
-/// pass over its protocol bytes: the ids of every entry delivered go to `ids`, the records of
+/// pass, straight from Redis' reply: the ids of every entry delivered go to `ids`, the records of
 /// those that still exist are returned.
 fn group_records(
     key: &[u8],
     reply: &redis_module::CallReply<'_>,
     ids: &mut Vec<Vec<u8>>,
-) -> Result<Vec<Record>, String> {
-    let Some(proto) = reply_proto(reply) else {
-        return Ok(Vec::new());
-    };
+) -> Vec<Record> {
     let mut records = Vec::new();
-    stream_entries(proto, |(id, fields)| {
-        if let Some(fields) = fields {
-            let fields = fields
-                .into_iter()
-                .map(|(f, v)| (f.to_vec(), v.to_vec()))
-                .collect();
-            records.push(stream_record(key.to_vec(), id.to_vec(), fields));
+    let redis_module::CallReply::Array(streams) = reply else {
+        return records;
+    };
+    for stream in streams.iter().flatten() {
+        let redis_module::CallReply::Array(parts) = &stream else {
+            continue;
+        };
+        let Some(Ok(redis_module::CallReply::Array(items))) = parts.get(1) else {
+            continue;
+        };
+        records.reserve(items.len());
+        ids.reserve(items.len());
+        for item in items.iter().flatten() {
+            let redis_module::CallReply::Array(pair) = &item else {
+                continue;
+            };
+            let Some(id) = pair
+                .get(0)
+                .and_then(|r| r.ok().as_ref().and_then(reply_bytes))
+            else {
+                continue;
+            };
+            let fields = pair
+                .get(1)
+                .and_then(|r| r.ok().as_ref().and_then(entry_fields));
+            if let Some(fields) = fields {
+                records.push(stream_record(key.to_vec(), id.clone(), fields));
+            }
+            ids.push(id);
         }
-        ids.push(id.to_vec());
-    })
-    .map_err(|e| format!("unreadable XREADGROUP reply: {e}"))?;
-    Ok(records)
+    }
+    records
 }
 
 /// Creates the group at the stream's start, so entries already there get processed. False if
@@ -213,7 +251,7 @@ fn read_group(
     args.extend([b"STREAMS".as_slice(), key, from.as_bytes()]);
     call_read(ctx, "XREADGROUP", &args, |reply| {
         group_records(key, reply, ids)
-    })?
+    })
 }
 
 impl GroupReader {
