@@ -214,6 +214,27 @@ fn sync_registration_throughput(repetitions: usize) {
     }
 }
 
+/// Commands called from a step: 300,000 `execute('INCR', ...)` in one step on a worker thread,
+/// against the same calls from a Lua loop (`redis.call`, Redis' own scripting path, on the main
+/// thread). Both run one command after another; the ratio is what a call from Python costs
+/// beside one from Lua.
+fn command_calls(repetitions: usize) {
+    const CALLS: usize = 300_000;
+    let server = Server::start();
+    let (mut a, mut b) = (server.con(), server.con());
+    let step = format!(
+        "def f(x):\n    for i in range({CALLS}):\n        execute('INCR', 'calls')\n    return 1\nGB('PythonReader').map(f).run(lambda: (yield 1))"
+    );
+    let lua_loop = format!("for i = 1, {CALLS} do redis.call('INCR', 'calls') end return 1");
+    compare(
+        "execute_calls",
+        repetitions,
+        || ours(&mut a, &step),
+        || lua(&mut b, &lua_loop),
+        "the same 300,000 INCR calls from a Lua loop (EVAL, redis.call)",
+    );
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let only_registrations = std::env::args().any(|a| a == "--registrations");
@@ -222,6 +243,10 @@ fn main() {
 
     if only_registrations {
         sync_registration_throughput(if quick { 5 } else { 7 });
+        return;
+    }
+    if std::env::args().any(|a| a == "--calls") {
+        command_calls(repetitions);
         return;
     }
     let server = Server::with_module_args(&["DebugCommands", "1"]);
@@ -324,9 +349,10 @@ fn main() {
         }
     }
 
-    // Event-driven registrations (issue 6).
+    // Event-driven registrations (issue 6) and command calls from steps.
     drop(a);
     drop(b);
     drop(server);
     sync_registration_throughput(repetitions);
+    command_calls(repetitions);
 }
