@@ -4,17 +4,13 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+mod common;
+
+use common::{long, plan};
 use dataflow::pending::{self, AsyncRecord, ASYNC_NOT_ALLOWED, MAX_IN_FLIGHT};
 use dataflow::{
-    Execution, NoScope, Operation, Plan, Record, Status, Step, StepError, StepType, VecReader,
+    Execution, NoScope, Operation, Record, Status, Step, StepError, StepType, VecReader,
 };
-
-fn long(r: &Record) -> i64 {
-    match r {
-        Record::Long(v) => *v,
-        other => panic!("not a long: {other:?}"),
-    }
-}
 
 type Waiting = Arc<Mutex<Vec<(AsyncRecord, i64)>>>;
 
@@ -34,14 +30,6 @@ fn waiting_map(waiting: Waiting) -> Step {
             Ok(Record::Null)
         }),
     )
-}
-
-fn plan(steps: Vec<Step>) -> Plan {
-    let mut p = Plan::new();
-    for s in steps {
-        p.push(s);
-    }
-    p
 }
 
 fn sorted(records: &[Record]) -> Vec<i64> {

@@ -3,6 +3,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+mod common;
+
+use common::{filter, long, map, plan};
 use dataflow::{
     CallbackScope, Execution, NoScope, Operation, Plan, Reader, Record, Status, Step, StepError,
     StepType, VecReader,
@@ -10,26 +13,6 @@ use dataflow::{
 
 fn longs(values: impl IntoIterator<Item = i64>) -> Vec<Record> {
     values.into_iter().map(Record::Long).collect()
-}
-
-fn long(r: &Record) -> i64 {
-    match r {
-        Record::Long(v) => *v,
-        other => panic!("not a long: {other:?}"),
-    }
-}
-
-fn map(f: impl Fn(Record) -> Result<Record, StepError> + Send + Sync + 'static) -> Step {
-    Step::map("map", "", Arc::new(f))
-}
-
-fn filter(f: impl Fn(&mut Record) -> Result<bool, StepError> + Send + Sync + 'static) -> Step {
-    Step::new(
-        StepType::Filter,
-        "filter",
-        "",
-        Operation::Filter(Arc::new(f)),
-    )
 }
 
 fn accumulate(
@@ -52,14 +35,6 @@ fn run(plan: &Plan, input: Vec<Record>, chunk: usize) -> (Status, Vec<Record>, V
     let status = execution.run(&mut VecReader::new(input, chunk), &NoScope);
     let (results, errors) = execution.take_output();
     (status, results, errors)
-}
-
-fn plan(steps: Vec<Step>) -> Plan {
-    let mut p = Plan::new();
-    for s in steps {
-        p.push(s);
-    }
-    p
 }
 
 #[test]

@@ -2,48 +2,14 @@
 
 use std::sync::Arc;
 
+mod common;
+
+use common::{filter, foreach, long, map, plan};
 use dataflow::record_wise::{is_record_wise, run_record};
 use dataflow::{
     Execution, NoScope, Operation, Plan, Progress, Record, Status, Step, StepError, StepType,
     VecReader, Wakeup,
 };
-
-fn long(r: &Record) -> i64 {
-    match r {
-        Record::Long(v) => *v,
-        other => panic!("not a long: {other:?}"),
-    }
-}
-
-fn map(f: impl Fn(Record) -> Result<Record, StepError> + Send + Sync + 'static) -> Step {
-    Step::map("map", "", Arc::new(f))
-}
-
-fn filter(f: impl Fn(&mut Record) -> Result<bool, StepError> + Send + Sync + 'static) -> Step {
-    Step::new(
-        StepType::Filter,
-        "filter",
-        "",
-        Operation::Filter(Arc::new(f)),
-    )
-}
-
-fn foreach(f: impl Fn(&mut Record) -> Result<(), StepError> + Send + Sync + 'static) -> Step {
-    Step::new(
-        StepType::ForEach,
-        "foreach",
-        "",
-        Operation::ForEach(Arc::new(f)),
-    )
-}
-
-fn plan(steps: Vec<Step>) -> Plan {
-    let mut p = Plan::new();
-    for s in steps {
-        p.push(s);
-    }
-    p
-}
 
 /// The plans below, each a different mix of steps and failures.
 fn plans() -> Vec<Plan> {
