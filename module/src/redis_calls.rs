@@ -270,7 +270,8 @@ pub fn relay(ctx: &Context, command: &[u8], args: &[Vec<u8>]) -> bool {
 }
 
 /// Runs one command. On a thread that already holds the Redis lock (a command running on the
-/// main thread) it runs at once; elsewhere the GIL is released while the lock is taken.
+/// main thread) it runs at once; elsewhere under the lock if it is free, else the GIL is
+/// released while the lock is waited for.
 pub fn call(py: Python<'_>, command: &str, args: &[Vec<u8>]) -> Result<CallReply, String> {
     let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
     call_slices(py, command, &args)

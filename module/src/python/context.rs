@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use redis_module::{raw, Context};
 
-use crate::redis_lock::RedisLock;
-
 use crate::executions::ExecutionEntry;
+use crate::redis_lock::RedisLock;
 use crate::registrations::PendingRegistration;
 use crate::sessions::Session;
 
