@@ -1,17 +1,15 @@
 //! Keyspace notifications fire KeysReader registrations (readers.md §2.3).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use dataflow::keys::prefix_matches;
-use dataflow::VecReader;
 use redis_module::{Context, ContextFlags, KeyType, NotifyEvent, RedisString};
 
 use crate::python::context;
 use crate::readers::keys::{exact_key_record, KeyContent, KeysReader};
 use crate::registrations::{self, Mode, Registration, Trigger};
-use crate::{config, redis_calls, runner};
+use crate::{redis_calls, runner};
 
 /// The type name `keyTypes` compares with.
 fn key_type(ctx: &Context, key: &[u8]) -> &'static str {
@@ -105,21 +103,9 @@ fn fire(
     match registration.mode {
         // Read now, inside the command that changed the key. Writes the execution makes fire no
         // registration: Redis does not re-enter a module's notification callback.
-        Mode::Sync if registration.record_wise && !config::PROFILING.load(Ordering::Relaxed) => {
-            let record = exact_key_record(ctx, key, Some(event), content);
-            runner::run_inline_record(registration, ctx, record, link);
-        }
         Mode::Sync => {
             let record = exact_key_record(ctx, key, Some(event), content);
-            runner::run_inline(
-                registration,
-                ctx,
-                Box::new(VecReader::new(vec![record], 1)),
-                None,
-                link,
-                // A write cannot wait for its notification's execution (runtime.md §6.4).
-                false,
-            );
+            runner::run_inline_record(registration, ctx, record, link);
         }
         // Read when the execution runs, not now (readers.md §2.3 point 5).
         Mode::Async | Mode::AsyncLocal => {

@@ -45,6 +45,14 @@ fn prepare_as(
     (execution, entry)
 }
 
+/// The outcome of a run that panicked (caught before it crossed into Redis).
+fn failed_unexpectedly() -> Outcome {
+    Outcome {
+        results: Vec::new(),
+        errors: vec!["internal error: the execution failed unexpectedly".into()],
+    }
+}
+
 /// Work that follows an execution on the thread that ended it, once it ended (or was aborted
 /// before it started), holding neither the GIL nor the Redis lock.
 pub type After = Box<dyn FnOnce(&Arc<ExecutionEntry>) + Send>;
@@ -134,14 +142,8 @@ impl Job {
                 true
             }
             Err(_) => {
-                self.entry.finish(
-                    Status::Done,
-                    Outcome {
-                        results: Vec::new(),
-                        errors: vec!["internal error: the execution failed unexpectedly".into()],
-                    },
-                    Duration::ZERO,
-                );
+                self.entry
+                    .finish(Status::Done, failed_unexpectedly(), Duration::ZERO);
                 true
             }
         }
@@ -389,17 +391,22 @@ pub fn run_inline(
     entry
 }
 
-/// A `sync` registration's execution of one record, when its plan is record-wise
-/// ([`Registration::record_wise`]) and executions are not profiled: listed, counted and
+/// A `sync` registration's execution of the one record of a keyspace event, inside the write
+/// (which cannot wait for it, runtime.md §6.4). When the plan is record-wise
+/// ([`Registration::record_wise`]) and executions are not profiled, it is listed, counted and
 /// recorded like [`run_inline`]'s, but the record goes through the steps by
 /// [`dataflow::record_wise::run_record`], without an engine execution (whose setup and pull
-/// machinery cost more than the steps of most such registrations). Nothing in it can wait.
+/// machinery cost more than the steps of most such registrations); otherwise the engine runs it.
 pub fn run_inline_record(
     registration: &Arc<Registration>,
     ctx: &Context,
     record: Record,
     link: Option<Arc<CommandLink>>,
 ) -> Arc<ExecutionEntry> {
+    if !registration.record_wise || config::PROFILING.load(std::sync::atomic::Ordering::Relaxed) {
+        let reader = Box::new(dataflow::VecReader::new(vec![record], 1));
+        return run_inline(registration, ctx, reader, None, link, false);
+    }
     if let Some(link) = &link {
         link.attach();
     }
@@ -466,14 +473,7 @@ pub fn run_inline_record(
                 entry.finish(Status::Aborted, outcome, duration)
             }
             Ok(outcome) => entry.finish(Status::Done, outcome, duration),
-            Err(_) => entry.finish(
-                Status::Done,
-                Outcome {
-                    results: Vec::new(),
-                    errors: vec!["internal error: the execution failed unexpectedly".into()],
-                },
-                duration,
-            ),
+            Err(_) => entry.finish(Status::Done, failed_unexpectedly(), duration),
         }
     }
     let first_error = entry.outcome().and_then(|o| o.errors.first().cloned());

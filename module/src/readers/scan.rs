@@ -1,7 +1,6 @@
 //! Walking the keyspace from a worker thread: the module scan API under the Redis lock, one
 //! bounded chunk per lock hold, with a pause after each so the main thread gets the lock.
 
-use std::cell::RefCell;
 use std::ffi::c_void;
 use std::ptr::NonNull;
 use std::time::Duration;
@@ -104,25 +103,23 @@ impl ChunkedScan {
         }
         let guard = RedisLock::acquire();
         let cursor = self.cursor.get_or_insert_with(Cursor::new);
-        let out = RefCell::new(Vec::with_capacity(KEYS_PER_CHUNK));
+        let mut out = Vec::with_capacity(KEYS_PER_CHUNK);
         let pattern = &self.pattern;
-        let visit = RefCell::new(&mut visit);
-        let mut callback = |ctx: &Context, name: &RedisString, key: Option<&RedisKey>| {
-            if glob::matches(pattern, name.as_slice()) {
-                let item = (visit.borrow_mut())(ctx, name, key);
-                out.borrow_mut().push(item);
-            }
-        };
         // Each scan call covers one hash bucket, so loop until the chunk is full.
-        while out.borrow().len() < KEYS_PER_CHUNK {
-            if !cursor.scan(&guard, &mut callback) {
+        while out.len() < KEYS_PER_CHUNK {
+            let more = cursor.scan(&guard, &mut |ctx, name, key| {
+                if glob::matches(pattern, name.as_slice()) {
+                    out.push(visit(ctx, name, key));
+                }
+            });
+            if !more {
                 self.done = true;
                 break;
             }
         }
         drop(guard);
         std::thread::sleep(PAUSE_BETWEEN_CHUNKS);
-        Some(out.into_inner())
+        Some(out)
     }
 
     /// A scan that yields nothing more.
