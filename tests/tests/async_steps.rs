@@ -354,8 +354,12 @@ GB().foreach(slow).register(prefix='k:*', mode='sync')
 fn abort_and_unregister_reach_a_waiting_execution() {
     let server = Server::start();
     let mut con = server.con();
+    // The coroutine runs on the event loop while the worker that scheduled it leaves the step
+    // and parks; it signals only after a pause, so that the abort below meets a waiting
+    // execution and not one still in its step (which ends done, with gears.forcestopped).
     let script = "
 async def forever(r):
+    await asyncio.sleep(0.2)
     execute('INCR', 'parked')
     await createFuture()
 GB('ShardsIDReader').map(forever).run()";
