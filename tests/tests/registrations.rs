@@ -767,3 +767,54 @@ fn a_sync_execution_without_the_engine_matches_one_with_it() {
     assert_eq!(stat(&mut con, "numFailures"), Reply::Int(2));
     assert_eq!(stat(&mut con, "lastError"), Reply::bulk(&error));
 }
+
+/// The steps RG.GETEXECUTION lists for execution `id`, by type, last step first.
+fn step_types(con: &mut redis::Connection, id: &str) -> Vec<String> {
+    let view = cmd(con, &["RG.GETEXECUTION", id]);
+    let plan = view.items()[0].items()[3].items().to_vec();
+    let steps = plan
+        .chunks(2)
+        .find(|kv| kv[0].as_str() == "steps")
+        .map(|kv| kv[1].clone())
+        .expect("steps in the execution plan");
+    steps
+        .items()
+        .iter()
+        .map(|s| s.items()[1].as_str().to_string())
+        .collect()
+}
+
+#[test]
+fn register_converts_to_str_and_collects_unless_told_not_to_and_ignores_unknown_keywords() {
+    let server = Server::start();
+    let mut con = server.con();
+    let by_default = "GB().map(lambda r: len(r['key'])).register(prefix='s*', mode='sync')";
+    let without = "GB().map(lambda r: len(r['key'])).register(prefix='n*', mode='sync', convertToStr=False, collect=False, whatever=3)";
+    assert_eq!(pyexecute(&mut con, by_default, &[]), Reply::ok());
+    assert_eq!(pyexecute(&mut con, without, &[]), Reply::ok());
+    cmd(&mut con, &["SET", "s12", "v"]);
+    let converted = cmd(&mut con, &["RG.DUMPEXECUTIONS"]).items()[0].items()[1]
+        .as_str()
+        .to_string();
+    cmd(&mut con, &["SET", "n1", "v"]);
+    let listed = cmd(&mut con, &["RG.DUMPEXECUTIONS"]);
+    let raw = listed
+        .items()
+        .iter()
+        .map(|e| e.items()[1].as_str().to_string())
+        .find(|id| *id != converted)
+        .expect("the second registration's execution");
+    assert_eq!(
+        cmd(&mut con, &["RG.GETRESULTS", &converted]),
+        Reply::results(&["3"], &[])
+    );
+    assert_eq!(
+        cmd(&mut con, &["RG.GETRESULTS", &raw]),
+        Reply::Arr(vec![Reply::Arr(vec![Reply::Int(2)]), Reply::Arr(vec![])])
+    );
+    assert_eq!(
+        step_types(&mut con, &converted),
+        ["collect", "map", "map", "map"]
+    );
+    assert_eq!(step_types(&mut con, &raw), ["map", "map"]);
+}
