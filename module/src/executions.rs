@@ -176,12 +176,15 @@ impl ExecutionEntry {
     }
 }
 
+/// Every registration event creates one execution and evicts another, so the table's two
+/// indexes are kept cheap: ids hashed with Fx (they are ours, not an attacker's choice of
+/// collisions: `<shard id>-<counter>`), the order holding the entries themselves.
 #[derive(Default)]
 struct Table {
-    by_id: HashMap<String, Arc<ExecutionEntry>>,
+    by_id: HashMap<String, Arc<ExecutionEntry>, rustc_hash::FxBuildHasher>,
     /// Creation order, oldest first, for MaxExecutions eviction; removal is O(log n), which
     /// matters because every registration-triggered execution evicts an older one.
-    order: BTreeMap<u64, String>,
+    order: BTreeMap<u64, Arc<ExecutionEntry>>,
     next_seq: u64,
 }
 
@@ -261,13 +264,13 @@ pub fn create_from(
         while table.order.len() as i64 >= max_executions {
             match table.order.pop_first() {
                 Some((_, old)) => {
-                    table.by_id.remove(&old);
+                    table.by_id.remove(&old.id);
                 }
                 None => break,
             }
         }
     }
-    table.order.insert(seq, id.clone());
+    table.order.insert(seq, entry.clone());
     table.by_id.insert(id, entry.clone());
     entry
 }
@@ -304,12 +307,7 @@ pub fn remove_all() {
 
 /// Every listed execution, oldest first.
 pub fn all() -> Vec<Arc<ExecutionEntry>> {
-    let table = table();
-    table
-        .order
-        .values()
-        .filter_map(|id| table.by_id.get(id).cloned())
-        .collect()
+    table().order.values().cloned().collect()
 }
 
 pub fn count() -> usize {
