@@ -166,22 +166,26 @@ impl ConsumerState {
 
     /// An XADD to `key`. A stream seen for the first time starts with `length()` unread
     /// entries (the new one included), all to be delivered.
+    ///
+    /// Called inside every XADD to a tracked stream, so it looks the stream up once.
     pub fn arrived(&mut self, key: &[u8], length: impl FnOnce() -> u64, rule: &BatchRule) -> Next {
-        match self.streams.get_mut(key) {
-            Some(track) => track.pending += 1,
-            None => {
-                let track = Track {
-                    pending: length().max(1),
-                    redeliver: true,
-                    ..Track::default()
-                };
-                self.streams.insert(key.to_vec(), track);
+        let open = self.status == ConsumerStatus::Ok && !self.stopped;
+        let track = match self.streams.get_mut(key) {
+            Some(track) => {
+                track.pending += 1;
+                track
             }
+            None => self.streams.entry(key.to_vec()).or_insert_with(|| Track {
+                pending: length().max(1),
+                redeliver: true,
+                ..Track::default()
+            }),
+        };
+        track.oldest.get_or_insert_with(Instant::now);
+        if !open {
+            return Next::Nothing;
         }
-        if let Some(track) = self.streams.get_mut(key) {
-            track.oldest.get_or_insert_with(Instant::now);
-        }
-        self.decide(key, rule, false)
+        decide_track(track, &mut self.next_token, rule, false)
     }
 
     /// A batch of `key` read `new_entries` entries new to the group; `caught_up`: it asked for
@@ -318,32 +322,43 @@ impl ConsumerState {
         if self.status != ConsumerStatus::Ok || self.stopped {
             return Next::Nothing;
         }
-        let token = self.next_token;
-        let Some(track) = self.streams.get_mut(key) else {
-            return Next::Nothing;
-        };
-        if track.running {
-            return Next::Nothing;
+        match self.streams.get_mut(key) {
+            Some(track) => decide_track(track, &mut self.next_token, rule, force),
+            None => Next::Nothing,
         }
-        let timed = !rule.duration.is_zero() && track.pending > 0;
-        let waited = track.oldest.map(|t| t.elapsed()).unwrap_or_default();
-        if force || track.pending >= rule.batch_size() || (timed && waited >= rule.duration) {
-            track.running = true;
-            track.timer = None;
-            return Next::Run {
-                redeliver: std::mem::take(&mut track.redeliver),
-            };
-        }
-        if timed && track.timer.is_none() {
-            track.timer = Some(token);
-            self.next_token += 1;
-            return Next::Arm {
-                delay: rule.duration - waited,
-                token,
-            };
-        }
-        Next::Nothing
     }
+}
+
+/// What one stream of an open registration does now: run a batch (`force`, a full batch, or a
+/// partial one that waited `duration`), arm the partial-batch timer (taking a token from
+/// `next_token`), or nothing.
+fn decide_track(track: &mut Track, next_token: &mut u64, rule: &BatchRule, force: bool) -> Next {
+    if track.running {
+        return Next::Nothing;
+    }
+    let timed = !rule.duration.is_zero() && track.pending > 0;
+    // Reading the clock only when a duration applies: most XADDs of a busy stream need none.
+    let waited = match (timed, track.oldest) {
+        (true, Some(oldest)) => oldest.elapsed(),
+        _ => Duration::ZERO,
+    };
+    if force || track.pending >= rule.batch_size() || (timed && waited >= rule.duration) {
+        track.running = true;
+        track.timer = None;
+        return Next::Run {
+            redeliver: std::mem::take(&mut track.redeliver),
+        };
+    }
+    if timed && track.timer.is_none() {
+        let token = *next_token;
+        *next_token += 1;
+        track.timer = Some(token);
+        return Next::Arm {
+            delay: rule.duration - waited,
+            token,
+        };
+    }
+    Next::Nothing
 }
 
 /// A stream id `ms-seq` as numbers.
