@@ -333,7 +333,25 @@ impl Cluster {
             module_args: module_args.iter().map(|a| a.to_string()).collect(),
         };
         cluster.wait_ready();
+        cluster.wait_state_ok();
         cluster
+    }
+
+    /// Every node's Redis Cluster says `cluster_state:ok`. A node answers CLUSTERDOWN until it
+    /// does, and under load that can come after the modules already see each other.
+    fn wait_state_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ok = |node: &Server| match cmd(&mut node.con(), &["CLUSTER", "INFO"]) {
+            Reply::Bulk(b) => String::from_utf8_lossy(&b).contains("cluster_state:ok"),
+            _ => false,
+        };
+        while !self.nodes.iter().all(ok) {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster's state did not become ok"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Starts one more node, joins it with `redis-cli --cluster add-node` and gives it its share
