@@ -608,6 +608,15 @@ pub fn registration_ids(con: &mut redis::Connection) -> Vec<String> {
         .collect()
 }
 
+/// The ids of the listed executions, in RG.DUMPEXECUTIONS order (oldest first).
+pub fn execution_ids(con: &mut redis::Connection) -> Vec<String> {
+    cmd(con, &["RG.DUMPEXECUTIONS"])
+        .items()
+        .iter()
+        .map(|e| e.items()[1].as_str().to_string())
+        .collect()
+}
+
 /// The elements of the list at `key`.
 pub fn list(con: &mut redis::Connection, key: &str) -> Vec<String> {
     cmd(con, &["LRANGE", key, "0", "-1"])

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{cmd, eventually, pyexecute, Cluster, Reply, Server};
+use e2e::{cmd, eventually, execution_ids, pyexecute, Cluster, Reply, Server};
 
 /// 300 string keys `user:<i>` = i and 40 `order:<i>` = 10 * i.
 fn data() -> Vec<(String, String)> {
@@ -212,15 +212,6 @@ GB().map(slow).run()";
     cluster.nodes[2].stop();
 }
 
-/// The ids RG.DUMPEXECUTIONS lists on a node.
-fn listed(con: &mut redis::Connection) -> Vec<String> {
-    cmd(con, &["RG.DUMPEXECUTIONS"])
-        .items()
-        .iter()
-        .map(|e| e.items()[1].as_str().to_string())
-        .collect()
-}
-
 /// `field` of a `shard_id/execution_plan` view.
 fn plan_field(view: &Reply, field: &str) -> Reply {
     let plan = view.items()[3].items();
@@ -253,7 +244,7 @@ fn executions_are_seen_dropped_and_aborted_cluster_wide() {
     );
     // Every shard has its part under the same id.
     for con in cons.iter_mut() {
-        assert!(listed(con).contains(&id), "{:?}", listed(con));
+        assert!(execution_ids(con).contains(&id), "{:?}", execution_ids(con));
     }
     // The cluster view has one entry per shard; SHARD only this one's.
     let views = cmd(&mut cons[1], &["RG.GETEXECUTION", &id]);
@@ -297,18 +288,18 @@ fn executions_are_seen_dropped_and_aborted_cluster_wide() {
     );
     // The helper executions of the cluster view are gone from every shard.
     for con in cons.iter_mut() {
-        eventually("helpers dropped", || listed(con) == [id.clone()]);
+        eventually("helpers dropped", || execution_ids(con) == [id.clone()]);
     }
     // Dropping it on the initiator drops every part.
     assert_eq!(cmd(&mut cons[0], &["RG.DROPEXECUTION", &id]), Reply::ok());
     for con in cons.iter_mut() {
-        eventually("every part dropped", || !listed(con).contains(&id));
+        eventually("every part dropped", || !execution_ids(con).contains(&id));
     }
     // A blocking run leaves nothing behind on any shard.
     let reply = pyexecute(&mut cons[2], "GB().count().run()", &[]);
     assert_eq!(reply, Reply::results(&[&data().len().to_string()], &[]));
     for con in cons.iter_mut() {
-        eventually("nothing listed", || listed(con).is_empty());
+        eventually("nothing listed", || execution_ids(con).is_empty());
     }
     // An abort on the initiator ends every part.
     let id = pyexecute(
@@ -324,7 +315,7 @@ GB().map(slow).run()",
     .as_str()
     .to_string();
     for con in cons.iter_mut() {
-        eventually("every part started", || listed(con).contains(&id));
+        eventually("every part started", || execution_ids(con).contains(&id));
     }
     assert_eq!(cmd(&mut cons[0], &["RG.ABORTEXECUTION", &id]), Reply::ok());
     for con in cons.iter_mut() {

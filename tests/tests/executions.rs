@@ -4,7 +4,7 @@
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use e2e::{cmd, pyexecute, Reply, Server};
+use e2e::{cmd, execution_ids, pyexecute, Reply, Server};
 
 const ZEROS: &str = "0000000000000000000000000000000000000000";
 
@@ -315,12 +315,7 @@ fn eviction_at_max_executions_drops_the_oldest() {
     let mut con = server.con();
     cmd(&mut con, &["RG.CONFIGSET", "MaxExecutions", "3"]);
     let ids: Vec<String> = (0..5).map(|_| start(&mut con, "GB().run()")).collect();
-    let listed: Vec<String> = cmd(&mut con, &["RG.DUMPEXECUTIONS"])
-        .items()
-        .iter()
-        .map(|e| e.items()[1].as_str().to_string())
-        .collect();
-    assert_eq!(listed, ids[2..]);
+    assert_eq!(execution_ids(&mut con), ids[2..]);
 }
 
 #[test]

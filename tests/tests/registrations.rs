@@ -1,6 +1,8 @@
 //! Event-driven KeysReader registrations and the registration management commands.
 
-use e2e::{cmd, pyexecute, registration_stat as stat, traceback, wait_for, Reply, Server};
+use e2e::{
+    cmd, execution_ids, pyexecute, registration_stat as stat, traceback, wait_for, Reply, Server,
+};
 
 const ZEROS: &str = "0000000000000000000000000000000000000000";
 
@@ -793,28 +795,22 @@ fn register_converts_to_str_and_collects_unless_told_not_to_and_ignores_unknown_
     assert_eq!(pyexecute(&mut con, by_default, &[]), Reply::ok());
     assert_eq!(pyexecute(&mut con, without, &[]), Reply::ok());
     cmd(&mut con, &["SET", "s12", "v"]);
-    let converted = cmd(&mut con, &["RG.DUMPEXECUTIONS"]).items()[0].items()[1]
-        .as_str()
-        .to_string();
     cmd(&mut con, &["SET", "n1", "v"]);
-    let listed = cmd(&mut con, &["RG.DUMPEXECUTIONS"]);
-    let raw = listed
-        .items()
-        .iter()
-        .map(|e| e.items()[1].as_str().to_string())
-        .find(|id| *id != converted)
-        .expect("the second registration's execution");
+    let ids = execution_ids(&mut con);
+    let [converted, raw] = ids.as_slice() else {
+        panic!("one execution per registration: {ids:?}");
+    };
     assert_eq!(
-        cmd(&mut con, &["RG.GETRESULTS", &converted]),
+        cmd(&mut con, &["RG.GETRESULTS", converted]),
         Reply::results(&["3"], &[])
     );
     assert_eq!(
-        cmd(&mut con, &["RG.GETRESULTS", &raw]),
+        cmd(&mut con, &["RG.GETRESULTS", raw]),
         Reply::Arr(vec![Reply::Arr(vec![Reply::Int(2)]), Reply::Arr(vec![])])
     );
     assert_eq!(
-        step_types(&mut con, &converted),
+        step_types(&mut con, converted),
         ["collect", "map", "map", "map"]
     );
-    assert_eq!(step_types(&mut con, &raw), ["map", "map"]);
+    assert_eq!(step_types(&mut con, raw), ["map", "map"]);
 }
